@@ -1,0 +1,162 @@
+// Command bench measures Sluice's PostgreSQL capture on this machine and
+// prints a report: throughput next to a bare pglogrepl reader (the ceiling),
+// commit-to-Kafka latency at a steady rate, peak RSS of the sluice process,
+// and the impact of capture on the source (pgbench TPS while Sluice captures,
+// next to pgbench TPS while the bare reader captures).
+//
+// It builds cmd/sluice and runs it as a subprocess (with its embedded
+// broker), against a throwaway PostgreSQL it starts and stops itself. It
+// never asserts: it reports figures and whether each target was met.
+//
+//	go run ./bench [-rows 1000000] [-latency-duration 30s] [-pgbench-duration 30s]
+//	               [-skip throughput,latency,pgbench] [-json FILE]
+//
+// Linux only: peak RSS and CPU time are read from /proc.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command-line flags.
+type options struct {
+	rows            int
+	txRows          int
+	latencyDuration time.Duration
+	latencyRate     int
+	pgbenchDuration time.Duration
+	pgbenchScale    int
+	skip            map[string]bool
+	jsonPath        string
+	sluiceBin       string
+	sluiceLogLevel  string
+}
+
+// scenarios are the parts of the benchmark -skip accepts.
+var scenarios = []string{"throughput", "latency", "pgbench"}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	var skip string
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.rows, "rows", 1_000_000, "rows inserted for the throughput run")
+	fs.IntVar(&o.txRows, "tx-rows", 1000, "rows per transaction in the throughput run")
+	fs.DurationVar(&o.latencyDuration, "latency-duration", 30*time.Second, "how long the steady-rate latency run inserts")
+	fs.IntVar(&o.latencyRate, "latency-rate", 1000, "rows per second in the latency run (in 100 transactions per second)")
+	fs.DurationVar(&o.pgbenchDuration, "pgbench-duration", 30*time.Second, "duration of each pgbench run (pgbench -T)")
+	fs.IntVar(&o.pgbenchScale, "pgbench-scale", 10, "pgbench scale factor (pgbench -i -s)")
+	fs.StringVar(&skip, "skip", "", "comma-separated scenarios to skip: "+strings.Join(scenarios, ","))
+	fs.StringVar(&o.jsonPath, "json", "", "also write the figures as JSON to this file")
+	fs.StringVar(&o.sluiceBin, "sluice", "", "use this sluice binary instead of building ./cmd/sluice")
+	fs.StringVar(&o.sluiceLogLevel, "sluice-log-level", "info", "sluice --log-level (its logs stay in the work dir; see SLUICE_KEEP_TMP)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	var errs []error
+	if o.rows < 1 || o.txRows < 1 {
+		errs = append(errs, errors.New("-rows and -tx-rows must be positive"))
+	}
+	if o.latencyRate < 100 || o.latencyRate%100 != 0 {
+		errs = append(errs, errors.New("-latency-rate must be a positive multiple of 100"))
+	}
+	if o.latencyDuration < time.Second || o.pgbenchDuration < time.Second {
+		errs = append(errs, errors.New("-latency-duration and -pgbench-duration must be at least 1s"))
+	}
+	if o.pgbenchScale < 1 {
+		errs = append(errs, errors.New("-pgbench-scale must be positive"))
+	}
+	o.skip = map[string]bool{}
+	for _, s := range strings.Split(skip, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if !contains(scenarios, s) {
+			errs = append(errs, fmt.Errorf("-skip: unknown scenario %q (have %s)", s, strings.Join(scenarios, ", ")))
+		}
+		o.skip[s] = true
+	}
+	return o, errors.Join(errs...)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+// run sets up the environment, runs every scenario not skipped, and prints
+// the report. A failed scenario is reported and the others still run; the
+// error is returned at the end so the exit status shows it.
+func run(ctx context.Context, o options) (err error) {
+	began := time.Now()
+	e, err := newEnv(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, e.close()) }()
+	rep := newReport(ctx, e, o)
+	var errs []error
+	step := func(name string, fn func() error) {
+		if o.skip[name] || ctx.Err() != nil {
+			return
+		}
+		progress("== %s", name)
+		if err := fn(); err != nil {
+			err = fmt.Errorf("%s: %w", name, err)
+			rep.Errors = append(rep.Errors, err.Error())
+			errs = append(errs, err)
+		}
+	}
+	step("throughput", func() (err error) { rep.Throughput, err = runThroughput(ctx, e, o); return err })
+	step("latency", func() (err error) { rep.Latency, err = runLatency(ctx, e, o); return err })
+	step("pgbench", func() (err error) { rep.Pgbench, err = runPgbench(ctx, e, o); return err })
+	rep.TotalSeconds = time.Since(began).Seconds()
+	rep.finish()
+	rep.print(os.Stdout)
+	if o.jsonPath != "" {
+		errs = append(errs, rep.writeJSON(o.jsonPath))
+	}
+	return errors.Join(append(errs, ctx.Err())...)
+}
+
+// started is when the process began; progress lines are stamped relative to it.
+var started = time.Now()
+
+// progress prints a progress line to stderr; the report goes to stdout.
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-cdc/sluice/broker"
+	"github.com/sluice-cdc/sluice/pipelines/spec"
+	"github.com/sluice-cdc/sluice/pipelines/worker"
+)
+
+type serverFlags struct {
+	instance    string
+	dataDir     string
+	kafkaListen string
+	files       []string
+	kafka       broker.Config
+	partitions  int32
+	replication int16
+}
+
+func newServerCmd(lf *logFlags) *cobra.Command {
+	f := &serverFlags{}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run sources: capture database changes into Kafka",
+		Long: `Runs the sources in the given spec files until SIGINT or SIGTERM.
+
+Without --brokers it starts an embedded Kafka-protocol broker (state under
+--data-dir, listening on --kafka-listen) that any Kafka client can use; with
+--brokers it uses that cluster instead, through the same code path.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := lf.logger()
+			if err != nil {
+				return err
+			}
+			if err := spec.ValidateInstance(f.instance); err != nil {
+				return fmt.Errorf("--instance: %w", err)
+			}
+			sources, err := loadSources(f.files)
+			if err != nil {
+				return err
+			}
+			kc := f.kafka
+			kc.Partitions, kc.ReplicationFactor = f.partitions, f.replication
+			if kc.ClientID == "" {
+				kc.ClientID = "sluice-" + f.instance
+			}
+			if kc.SASLPassword == "" {
+				kc.SASLPassword = os.Getenv("SLUICE_SASL_PASSWORD")
+			}
+			if len(kc.Brokers) == 0 {
+				emb, err := broker.StartEmbedded(filepath.Join(f.dataDir, "kafka"), f.kafkaListen, log)
+				if err != nil {
+					return err
+				}
+				defer emb.Close()
+				log.Info("embedded Kafka broker listening", "addr", emb.Addr(), "data_dir", filepath.Join(f.dataDir, "kafka"))
+				kc.Brokers = []string{emb.Addr()}
+			}
+			w := &worker.Worker{Instance: f.instance, Kafka: kc, Logger: log}
+			log.Info("sluice server starting", "instance", f.instance, "sources", len(sources), "version", version)
+			err = w.Run(cmd.Context(), sources)
+			log.Info("sluice server stopped")
+			if cmd.Context().Err() != nil {
+				return nil
+			}
+			return err
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.instance, "instance", "sluice", "instance name: every slot, publication and topic name derives from it")
+	fl.StringVar(&f.dataDir, "data-dir", "sluice-data", "directory for the embedded broker's state")
+	fl.StringVar(&f.kafkaListen, "kafka-listen", "127.0.0.1:9092", "address of the embedded broker (without --brokers)")
+	fl.StringSliceVarP(&f.files, "file", "f", nil, "spec files or directories to run (repeatable)")
+	fl.StringSliceVar(&f.kafka.Brokers, "brokers", nil, "external Kafka bootstrap brokers host:port,... (no embedded broker)")
+	fl.BoolVar(&f.kafka.TLS, "tls", false, "connect to the brokers with TLS")
+	fl.StringVar(&f.kafka.CAFile, "tls-ca", "", "PEM file of CA certificates for the brokers")
+	fl.StringVar(&f.kafka.CertFile, "tls-cert", "", "PEM client certificate")
+	fl.StringVar(&f.kafka.KeyFile, "tls-key", "", "PEM client key")
+	fl.BoolVar(&f.kafka.TLSInsecureSkipVerify, "tls-insecure-skip-verify", false, "do not verify the brokers' certificates (testing only)")
+	fl.StringVar(&f.kafka.SASLMechanism, "sasl-mechanism", "", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+	fl.StringVar(&f.kafka.SASLUser, "sasl-user", "", "SASL user")
+	fl.StringVar(&f.kafka.SASLPassword, "sasl-password", "", "SASL password (prefer env SLUICE_SASL_PASSWORD)")
+	fl.Int32Var(&f.partitions, "topic-partitions", 1, "partitions of topics Sluice creates, unless a spec says otherwise")
+	fl.Int16Var(&f.replication, "topic-replication-factor", -1, "replication factor of topics Sluice creates (-1: broker default)")
+	return cmd
+}
+
+// loadSources parses and validates the spec files; every problem is
+// reported with its file and field path.
+func loadSources(files []string) ([]*spec.Source, error) {
+	if len(files) == 0 {
+		return nil, nil
+	}
+	specs, err := spec.ParseFiles(files...)
+	if err != nil {
+		return nil, err
+	}
+	var out []*spec.Source
+	seen := map[string]bool{}
+	var unsupported []string
+	for _, s := range specs {
+		switch v := s.(type) {
+		case *spec.Source:
+			if seen[v.Name] {
+				return nil, fmt.Errorf("source %q is defined twice", v.Name)
+			}
+			seen[v.Name] = true
+			out = append(out, v)
+		default:
+			unsupported = append(unsupported, fmt.Sprintf("%s %q", s.Kind(), s.Ident()))
+		}
+	}
+	if len(unsupported) > 0 {
+		return nil, fmt.Errorf("this version of sluice server runs sources only; cannot run %s", strings.Join(unsupported, ", "))
+	}
+	return out, nil
+}

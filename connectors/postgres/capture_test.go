@@ -1,0 +1,338 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sluice-cdc/sluice/pipelines/cdc"
+)
+
+const mixedSchema = `
+CREATE TABLE facilities (id int PRIMARY KEY, code text NOT NULL, name text, active bool, updated timestamptz DEFAULT now());
+CREATE TABLE stock (facility int, product text, qty numeric(20,4), note text, PRIMARY KEY (facility, product));
+CREATE TABLE "Odd Table" ("weird ""col""" int PRIMARY KEY, "select" text, "ünï" jsonb);
+INSERT INTO facilities SELECT g, 'F' || g, 'Facility ' || g, g % 2 = 0 FROM generate_series(1, 250) g;
+INSERT INTO stock SELECT 1 + g % 25, 'P' || g, g * 1.5, NULL FROM generate_series(1, 300) g;
+INSERT INTO "Odd Table" VALUES (1, 'a', '{"k": [1, 2]}'), (2, NULL, 'null');
+`
+
+// TestSnapshotThenStream snapshots three tables (one with a composite key,
+// one with odd identifiers), streams a mix of changes including a key
+// change, and compares the latest image on Kafka with the source exactly.
+func TestSnapshotThenStream(t *testing.T) {
+	dsn, db := newDB(t, mixedSchema)
+	emb := startBroker(t, t.TempDir(), "127.0.0.1:0")
+	defer emb.Close()
+	run := startCapture(t, emb.Addr(), testConfig(dsn, "facilities", "public.stock", `public.Odd Table`))
+
+	exec(t, db, `
+		INSERT INTO facilities SELECT g, 'F' || g, 'New ' || g, true FROM generate_series(251, 400) g;
+		UPDATE facilities SET name = name || ' (renamed)', updated = now() WHERE id % 7 = 0;
+		DELETE FROM facilities WHERE id % 11 = 0;
+		UPDATE facilities SET id = 10000 + id WHERE id IN (1, 2, 3);
+		BEGIN; UPDATE stock SET qty = qty + 0.0001, note = 'counted' WHERE facility = 3; DELETE FROM stock WHERE facility = 4; COMMIT;
+		INSERT INTO "Odd Table" VALUES (3, 'ç', '{"ü": "∑"}');
+		UPDATE "Odd Table" SET "select" = 'changed' WHERE "weird ""col""" = 1;
+		DELETE FROM "Odd Table" WHERE "weird ""col""" = 2;`)
+
+	recs := waitImage(t, emb.Addr(), dsn, "public.facilities", []string{"id"})
+	waitImage(t, emb.Addr(), dsn, "public.stock", []string{"facility", "product"})
+	waitImage(t, emb.Addr(), dsn, "public.Odd Table", []string{`weird "col"`})
+
+	ops := map[cdc.Op]int{}
+	for _, r := range recs {
+		ops[r.Op]++
+	}
+	// 250 snapshot reads; 150 inserts + 3 re-keyed inserts; 400/7 updates;
+	// 36 deletes + 3 re-keyed deletes, each followed by a tombstone.
+	want := map[cdc.Op]int{cdc.OpRead: 250, cdc.OpCreate: 153, cdc.OpUpdate: 57, cdc.OpDelete: 39, cdc.OpUnknown: 39}
+	for op, n := range want {
+		if ops[op] != n {
+			t.Errorf("facilities: %d records with op %q, want %d (all: %v)", ops[op], op, n, ops)
+		}
+	}
+	for _, r := range recs {
+		if r.Op == cdc.OpUpdate && (r.TxID == "" || r.Seq == 0 || r.CommitTime.IsZero()) {
+			t.Fatalf("update without transaction metadata: %+v", r)
+		}
+	}
+	if err := run.stop(t); err != nil {
+		t.Fatalf("clean stop: %v", err)
+	}
+}
+
+// TestResumeWithoutResnapshot stops the capture, changes the source while it
+// is down, and checks that a restart streams exactly the missed changes
+// (no second snapshot, no duplicates) and that the slot's confirmed LSN
+// moved on.
+func TestResumeWithoutResnapshot(t *testing.T) {
+	dsn, db := newDB(t, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 50) g;`)
+	emb := startBroker(t, t.TempDir(), "127.0.0.1:0")
+	defer emb.Close()
+	cfg := testConfig(dsn, "t")
+	run := startCapture(t, emb.Addr(), cfg)
+	waitImage(t, emb.Addr(), dsn, "public.t", []string{"id"}) // the snapshot is on Kafka
+	exec(t, db, `INSERT INTO t VALUES (51, 'live')`)
+	waitImage(t, emb.Addr(), dsn, "public.t", []string{"id"})
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	lsn1 := confirmedLSN(t, dsn, cfg.Slot)
+	exec(t, db, `INSERT INTO t VALUES (52, 'while down'); UPDATE t SET v = 'x' WHERE id = 1; DELETE FROM t WHERE id = 2;`)
+	run = startCapture(t, emb.Addr(), cfg)
+	recs := waitImage(t, emb.Addr(), dsn, "public.t", []string{"id"})
+	reads, creates := 0, 0
+	for _, r := range recs {
+		switch r.Op {
+		case cdc.OpRead:
+			reads++
+		case cdc.OpCreate:
+			creates++
+		}
+	}
+	if reads != 50 || creates != 2 {
+		t.Fatalf("after resume: %d snapshot reads and %d inserts on Kafka, want 50 and 2 (no re-snapshot, no duplicates)", reads, creates)
+	}
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if lsn2 := confirmedLSN(t, dsn, cfg.Slot); lsn2 <= lsn1 {
+		t.Fatalf("slot confirmed_flush_lsn did not advance: %s then %s", lsn1, lsn2)
+	}
+}
+
+// TestBrokerRestartMidStream closes the embedded broker while changes keep
+// coming and starts it again on the same port and data directory: the
+// producer retries, and nothing is lost.
+func TestBrokerRestartMidStream(t *testing.T) {
+	dsn, db := newDB(t, `CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, 0 FROM generate_series(1, 100) g;`)
+	dir := t.TempDir()
+	emb := startBroker(t, dir, "127.0.0.1:0")
+	addr := emb.Addr()
+	startCapture(t, addr, testConfig(dsn, "t"))
+	exec(t, db, `INSERT INTO t SELECT g, 1 FROM generate_series(101, 200) g`)
+	waitImage(t, addr, dsn, "public.t", []string{"id"})
+
+	emb.Close()
+	exec(t, db, `INSERT INTO t SELECT g, 2 FROM generate_series(201, 300) g; UPDATE t SET v = v + 10 WHERE id % 3 = 0;`)
+	time.Sleep(2 * time.Second) // the broker stays down for a while; nothing here waits on a condition
+	emb = startBroker(t, dir, addr)
+	defer emb.Close()
+	exec(t, db, `DELETE FROM t WHERE id % 5 = 0`)
+	waitImage(t, addr, dsn, "public.t", []string{"id"})
+}
+
+// TestSchemaChangeMidStream adds and drops columns while streaming; the
+// following events carry the new shape.
+func TestSchemaChangeMidStream(t *testing.T) {
+	dsn, db := newDB(t, `CREATE TABLE t (id int PRIMARY KEY, a text); INSERT INTO t VALUES (1, 'one');`)
+	emb := startBroker(t, t.TempDir(), "127.0.0.1:0")
+	defer emb.Close()
+	startCapture(t, emb.Addr(), testConfig(dsn, "t"))
+	exec(t, db, `INSERT INTO t VALUES (2, 'two');
+		ALTER TABLE t ADD COLUMN b numeric(10,2) NOT NULL DEFAULT 1.5;
+		INSERT INTO t VALUES (3, 'three', 2.25);
+		ALTER TABLE t DROP COLUMN a;
+		INSERT INTO t VALUES (4, 9.99);`)
+	// ADD and DROP COLUMN emit no events for existing rows, so the latest
+	// image legitimately differs from the table; look at the new events.
+	byID := map[int32]cdc.Record{}
+	waitFor(t, 30*time.Second, "insert 4 on Kafka", func() bool {
+		for _, r := range kafkaRecords(t, emb.Addr(), "public.t") {
+			if r.Op == cdc.OpCreate {
+				byID[r.After["id"].(int32)] = r
+			}
+		}
+		return byID[4].Schema != nil
+	})
+	cols := func(r cdc.Record) string {
+		var names []string
+		for _, c := range r.Schema.Columns {
+			names = append(names, c.Name)
+		}
+		return strings.Join(names, ",")
+	}
+	for id, want := range map[int32]string{2: "id,a", 3: "id,a,b", 4: "id,b"} {
+		if got := cols(byID[id]); got != want {
+			t.Errorf("insert %d: schema columns %q, want %q", id, got, want)
+		}
+	}
+	if c, _ := byID[3].Schema.Column("b"); c.Kind != cdc.KindDecimal || c.Scale != 2 || c.Nullable {
+		t.Errorf("added column b: %+v, want a NOT NULL decimal with scale 2", c)
+	}
+}
+
+// TestUnchangedToastIsAbsent updates a row without touching its large,
+// TOASTed column: the update event leaves that column out (absent, not
+// NULL), so a sink keeps the destination's value.
+func TestUnchangedToastIsAbsent(t *testing.T) {
+	dsn, db := newDB(t, `CREATE TABLE t (id int PRIMARY KEY, big text, n int);
+		ALTER TABLE t ALTER COLUMN big SET STORAGE EXTERNAL;
+		INSERT INTO t SELECT 1, string_agg(md5(g::text), '') , 0 FROM generate_series(1, 2000) g;`)
+	emb := startBroker(t, t.TempDir(), "127.0.0.1:0")
+	defer emb.Close()
+	startCapture(t, emb.Addr(), testConfig(dsn, "t"))
+	exec(t, db, `UPDATE t SET n = 1 WHERE id = 1`)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		recs := kafkaRecords(t, emb.Addr(), "public.t")
+		for _, r := range recs {
+			if r.Op != cdc.OpUpdate {
+				continue
+			}
+			if _, ok := r.After["big"]; ok {
+				t.Fatalf("update carries the unchanged TOASTed column big")
+			}
+			if r.After["n"] != int32(1) {
+				t.Fatalf("update after = %v, want n = 1", r.After)
+			}
+			if len(recs[0].After["big"].(string)) != 64000 {
+				t.Fatalf("snapshot value of big has %d chars, want 64000", len(recs[0].After["big"].(string)))
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no update event on Kafka; records: %d", len(recs))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestHeartbeatAdvancesIdleSlot writes only to a table that is not
+// captured; heartbeats must still move the slot so WAL is not retained.
+func TestHeartbeatAdvancesIdleSlot(t *testing.T) {
+	dsn, db := newDB(t, `CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE other (id serial PRIMARY KEY, pad text);`)
+	emb := startBroker(t, t.TempDir(), "127.0.0.1:0")
+	defer emb.Close()
+	cfg := testConfig(dsn, "t")
+	startCapture(t, emb.Addr(), cfg)
+	waitImage(t, emb.Addr(), dsn, "public.t", []string{"id"})
+	exec(t, db, `INSERT INTO other (pad) SELECT repeat('x', 500) FROM generate_series(1, 5000)`)
+	var target string
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	if err := conn.QueryRow(t.Context(), "SELECT pg_current_wal_lsn()::text").Scan(&target); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var behind bool
+		if err := conn.QueryRow(t.Context(), "SELECT confirmed_flush_lsn < $1::pg_lsn FROM pg_replication_slots WHERE slot_name = $2",
+			target, cfg.Slot).Scan(&behind); err != nil {
+			t.Fatal(err)
+		}
+		if !behind {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slot %s did not advance past %s on an idle captured table", cfg.Slot, target)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func confirmedLSN(t *testing.T, dsn, slot string) string {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	var lsn string
+	if err := conn.QueryRow(t.Context(), "SELECT lpad(split_part(confirmed_flush_lsn::text, '/', 1), 8, '0') || lpad(split_part(confirmed_flush_lsn::text, '/', 2), 8, '0') FROM pg_replication_slots WHERE slot_name = $1", slot).Scan(&lsn); err != nil {
+		t.Fatal(err)
+	}
+	return lsn
+}
+
+// openErr opens a source and returns the error of Open.
+func openErr(t *testing.T, cfg Config, from cdc.Position) error {
+	t.Helper()
+	s := New(cfg)
+	err := s.Open(t.Context(), from)
+	_ = s.Close(context.Background())
+	return err
+}
+
+// TestClearErrors checks the messages an operator gets for setups that
+// cannot work, and that they are marked permanent.
+func TestClearErrors(t *testing.T) {
+	dsn, db := newDB(t, `CREATE TABLE nokey (a int, b text); CREATE TABLE ok (id int PRIMARY KEY);
+		CREATE ROLE weak LOGIN; GRANT SELECT ON ok TO weak;`)
+	tests := []struct {
+		name   string
+		cfg    Config
+		wantIn []string
+	}{
+		{"table without key", testConfig(dsn, "nokey", "ok"), []string{"public.nokey", "no primary key", "REPLICA IDENTITY"}},
+		{"missing table", testConfig(dsn, "nope"), []string{"public.nope does not exist"}},
+		{"role without replication", testConfig(strings.Replace(dsn, "postgres@", "weak@", 1), "ok"), []string{`role "weak"`, "WITH REPLICATION"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := openErr(t, tt.cfg, nil)
+			if err == nil {
+				t.Fatal("Open succeeded")
+			}
+			var pe *cdc.PermanentError
+			if !errors.As(err, &pe) {
+				t.Errorf("error is not permanent: %v", err)
+			}
+			for _, w := range tt.wantIn {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+	_ = db
+}
+
+// TestSlotDroppedUnderneath resumes from a stored position whose slot is
+// gone: with snapshot: initial that is a clear permanent error; with
+// when_needed the source snapshots again.
+func TestSlotDroppedUnderneath(t *testing.T) {
+	dsn, db := newDB(t, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);`)
+	emb := startBroker(t, t.TempDir(), "127.0.0.1:0")
+	defer emb.Close()
+	cfg := testConfig(dsn, "t")
+	run := startCapture(t, emb.Addr(), cfg)
+	waitImage(t, emb.Addr(), dsn, "public.t", []string{"id"})
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	exec(t, db, `SELECT pg_drop_replication_slot('`+cfg.Slot+`')`)
+	err := openErr(t, cfg, encodeCheckpoint(cfg.Slot, 0x1000000))
+	var pe *cdc.PermanentError
+	if err == nil || !errors.As(err, &pe) || !strings.Contains(err.Error(), "dropped underneath") {
+		t.Fatalf("Open after the slot was dropped = %v, want a permanent 'dropped underneath' error", err)
+	}
+	cfg.Snapshot = SnapshotWhenNeeded
+	exec(t, db, `INSERT INTO t VALUES (3)`)
+	startCapture(t, emb.Addr(), cfg)
+	waitImage(t, emb.Addr(), dsn, "public.t", []string{"id"})
+}
+
+// TestWrongWalLevel needs its own server started with wal_level=replica.
+func TestWrongWalLevel(t *testing.T) {
+	pg := startServer(t, "wal_level", "replica")
+	dsn, err := pg.CreateDatabase(t.Context(), "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pg.Exec(t.Context(), "w", "CREATE TABLE t (id int PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	err = openErr(t, testConfig(dsn, "t"), nil)
+	if err == nil || !strings.Contains(err.Error(), "wal_level") || !strings.Contains(err.Error(), "logical") {
+		t.Fatalf("Open on wal_level=replica = %v, want an error naming wal_level = logical", err)
+	}
+}

@@ -1,0 +1,236 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sluice-cdc/sluice/pipelines/cdc"
+)
+
+// tableMeta is what the catalog says about a captured table.
+type tableMeta struct {
+	id      cdc.TableID
+	oid     uint32
+	key     []string        // replica identity index (or primary key) columns, in order
+	notNull map[string]bool // NOT NULL columns
+}
+
+// preflight checks everything that would otherwise fail later with a
+// less helpful message: wal_level, the role's privileges, the tables and
+// their keys. Problems a retry cannot fix are permanent errors.
+func (s *Source) preflight(ctx context.Context) error {
+	var walLevel string
+	if err := s.conn.QueryRow(ctx, "SHOW wal_level").Scan(&walLevel); err != nil {
+		return fmt.Errorf("read wal_level: %w", err)
+	}
+	if walLevel != "logical" {
+		return cdc.Permanent(fmt.Errorf("PostgreSQL wal_level is %q: logical replication needs wal_level = logical "+
+			"(set it in postgresql.conf or with ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL)", walLevel))
+	}
+	var role string
+	var canReplicate bool
+	if err := s.conn.QueryRow(ctx,
+		"SELECT current_user, rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user").Scan(&role, &canReplicate); err != nil {
+		return fmt.Errorf("read role privileges: %w", err)
+	}
+	if !canReplicate {
+		return cdc.Permanent(fmt.Errorf("role %q may not use replication: run ALTER ROLE %s WITH REPLICATION (as a superuser)",
+			role, pgx.Identifier{role}.Sanitize()))
+	}
+	var problems []error
+	for _, t := range s.cfg.Tables {
+		m, err := s.loadTable(ctx, t)
+		if err != nil {
+			var pe *cdc.PermanentError
+			if errors.As(err, &pe) {
+				problems = append(problems, pe.Err)
+				continue
+			}
+			return err
+		}
+		s.tables[t] = m
+	}
+	if len(problems) > 0 {
+		return cdc.Permanent(errors.Join(problems...))
+	}
+	return nil
+}
+
+// loadTable reads a table's oid, key and NOT NULL columns, and checks that
+// the role may read it.
+func (s *Source) loadTable(ctx context.Context, t cdc.TableID) (*tableMeta, error) {
+	m := &tableMeta{id: t, notNull: map[string]bool{}}
+	var oid *uint32
+	var canSelect bool
+	err := s.conn.QueryRow(ctx, `SELECT c.oid, has_table_privilege(c.oid, 'SELECT')
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, t.Schema, t.Name).Scan(&oid, &canSelect)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, cdc.Permanent(fmt.Errorf("table %s does not exist in database %s", t, s.db))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up table %s: %w", t, err)
+	}
+	m.oid = *oid
+	if !canSelect {
+		return nil, cdc.Permanent(fmt.Errorf("table %s: the role may not SELECT from it (GRANT SELECT ON %s TO ...)", t, quoteTable(t)))
+	}
+	rows, err := s.conn.Query(ctx, `SELECT a.attname
+		FROM (SELECT indexrelid, indkey FROM pg_index
+		      WHERE indrelid = $1 AND (indisreplident OR indisprimary)
+		      ORDER BY indisreplident DESC, indisprimary DESC LIMIT 1) i
+		CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+		JOIN pg_attribute a ON a.attrelid = $1 AND a.attnum = k.attnum
+		ORDER BY k.ord`, m.oid)
+	if err != nil {
+		return nil, fmt.Errorf("read key of %s: %w", t, err)
+	}
+	m.key, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read key of %s: %w", t, err)
+	}
+	if len(m.key) == 0 {
+		return nil, cdc.Permanent(fmt.Errorf("table %s has no primary key and no replica identity index: Sluice keys every "+
+			"Kafka record by it. Add a primary key, or ALTER TABLE %s REPLICA IDENTITY USING INDEX <a unique index on NOT NULL columns>",
+			t, quoteTable(t)))
+	}
+	rows, err = s.conn.Query(ctx, `SELECT attname FROM pg_attribute
+		WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attnotnull`, m.oid)
+	if err != nil {
+		return nil, fmt.Errorf("read columns of %s: %w", t, err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read columns of %s: %w", t, err)
+	}
+	for _, n := range names {
+		m.notNull[n] = true
+	}
+	return m, nil
+}
+
+// ensurePublication creates the publication for the captured tables, or
+// brings an existing one to exactly that table list.
+func (s *Source) ensurePublication(ctx context.Context) error {
+	want := make([]string, 0, len(s.cfg.Tables))
+	for _, t := range s.cfg.Tables {
+		want = append(want, quoteTable(t))
+	}
+	slices.Sort(want)
+	list := strings.Join(want, ", ")
+	pub := pgx.Identifier{s.cfg.Publication}.Sanitize()
+	var exists bool
+	if err := s.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", s.cfg.Publication).Scan(&exists); err != nil {
+		return fmt.Errorf("look up publication %s: %w", s.cfg.Publication, err)
+	}
+	if !exists {
+		if _, err := s.conn.Exec(ctx, "CREATE PUBLICATION "+pub+" FOR TABLE "+list); err != nil {
+			return permanentIfPrivilege(fmt.Errorf("create publication %s (needs ownership of the tables or superuser): %w", s.cfg.Publication, err))
+		}
+		s.log.Info("created publication", "publication", s.cfg.Publication, "tables", len(want))
+		return nil
+	}
+	rows, err := s.conn.Query(ctx, "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1", s.cfg.Publication)
+	if err != nil {
+		return fmt.Errorf("read publication %s: %w", s.cfg.Publication, err)
+	}
+	have, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		var t cdc.TableID
+		err := r.Scan(&t.Schema, &t.Name)
+		return quoteTable(t), err
+	})
+	if err != nil {
+		return fmt.Errorf("read publication %s: %w", s.cfg.Publication, err)
+	}
+	slices.Sort(have)
+	if slices.Equal(have, want) {
+		return nil
+	}
+	if _, err := s.conn.Exec(ctx, "ALTER PUBLICATION "+pub+" SET TABLE "+list); err != nil {
+		return permanentIfPrivilege(fmt.Errorf("update publication %s: %w", s.cfg.Publication, err))
+	}
+	s.log.Info("updated publication tables", "publication", s.cfg.Publication, "tables", len(want))
+	return nil
+}
+
+type slotState struct {
+	exists    bool
+	confirmed pglogrepl.LSN
+}
+
+// slotInfo looks the slot up and checks it is ours to use.
+func (s *Source) slotInfo(ctx context.Context) (slotState, error) {
+	var st slotState
+	var plugin, db string
+	var confirmed *string
+	var activePID *int32
+	err := s.conn.QueryRow(ctx, `SELECT plugin, database, confirmed_flush_lsn::text, active_pid
+		FROM pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).Scan(&plugin, &db, &confirmed, &activePID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return st, nil
+	}
+	if err != nil {
+		return st, fmt.Errorf("look up replication slot %s: %w", s.cfg.Slot, err)
+	}
+	if plugin != "pgoutput" || db != s.db {
+		return st, cdc.Permanent(fmt.Errorf("replication slot %q exists but is not a pgoutput slot of database %s (plugin %s, database %s): "+
+			"choose another slot name or drop it", s.cfg.Slot, s.db, plugin, db))
+	}
+	if activePID != nil {
+		// Usually our own previous run, killed a moment ago: the server ends
+		// that walsender soon, and the runtime retries.
+		return st, fmt.Errorf("replication slot %q is in use by server process %d", s.cfg.Slot, *activePID)
+	}
+	st.exists = true
+	if confirmed != nil {
+		if st.confirmed, err = pglogrepl.ParseLSN(*confirmed); err != nil {
+			return st, fmt.Errorf("slot %s confirmed_flush_lsn %q: %w", s.cfg.Slot, *confirmed, err)
+		}
+	}
+	return st, nil
+}
+
+// createSlot creates the slot on the replication connection. With
+// EXPORT_SNAPSHOT the snapshot name is kept for beginSnapshot; it stays
+// valid until the next command on that connection.
+func (s *Source) createSlot(ctx context.Context, action string) (pglogrepl.LSN, error) {
+	res, err := pglogrepl.CreateReplicationSlot(ctx, s.repl, s.cfg.Slot, "pgoutput",
+		pglogrepl.CreateReplicationSlotOptions{SnapshotAction: action})
+	if err != nil {
+		return 0, permanentIfPrivilege(fmt.Errorf("create replication slot %s: %w", s.cfg.Slot, err))
+	}
+	lsn, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+	if err != nil {
+		return 0, fmt.Errorf("slot %s consistent point %q: %w", s.cfg.Slot, res.ConsistentPoint, err)
+	}
+	s.log.Info("created replication slot", "slot", s.cfg.Slot, "consistent_point", lsn)
+	if action == "EXPORT_SNAPSHOT" {
+		s.snap = &snapshot{name: res.SnapshotName, startLSN: lsn}
+	}
+	return lsn, nil
+}
+
+func (s *Source) dropSlot(ctx context.Context) error {
+	if err := pglogrepl.DropReplicationSlot(ctx, s.repl, s.cfg.Slot, pglogrepl.DropReplicationSlotOptions{}); err != nil {
+		return fmt.Errorf("drop replication slot %s: %w", s.cfg.Slot, err)
+	}
+	return nil
+}
+
+// permanentIfPrivilege marks privilege errors as permanent.
+func permanentIfPrivilege(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (pe.Code == "42501" || pe.Code == "55000") {
+		return cdc.Permanent(err)
+	}
+	return err
+}
+
+func quoteTable(t cdc.TableID) string { return pgx.Identifier{t.Schema, t.Name}.Sanitize() }

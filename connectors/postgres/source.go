@@ -1,0 +1,266 @@
+// Package postgres captures row changes from PostgreSQL through logical
+// replication (the pgoutput plugin, read with jackc/pglogrepl): an initial
+// snapshot that is exactly consistent with the replication slot's starting
+// point, read in primary-key chunks, then the stream of committed changes.
+//
+// The source never writes to the captured tables. It owns one publication
+// and one replication slot, both named from the Sluice instance and source
+// name, and confirms an LSN to the server only after the capture runtime
+// says everything up to it is durable in Kafka.
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sluice-cdc/sluice/pipelines/cdc"
+)
+
+// Snapshot modes.
+const (
+	SnapshotInitial    = "initial"     // snapshot on the first run, then stream
+	SnapshotNever      = "never"       // stream only, from the slot's creation
+	SnapshotWhenNeeded = "when_needed" // like initial, and again whenever the stored position cannot be resumed (slot lost)
+)
+
+// Config configures a Source.
+type Config struct {
+	// DSN is the resolved connection string (never log it).
+	DSN string
+	// Tables to capture.
+	Tables []cdc.TableID
+	// Slot and Publication are the names Sluice owns on the server.
+	Slot, Publication string
+	// Snapshot is one of the Snapshot* modes (default initial).
+	Snapshot string
+	// ChunkRows is how many rows one snapshot query reads (default 10000).
+	ChunkRows int
+	// Heartbeat is how often an idle source asks the server for its WAL
+	// position so the slot keeps advancing (default 10s).
+	Heartbeat time.Duration
+	// ServerName is the envelope's source.name (<instance>.<source>).
+	ServerName string
+	Logger     *slog.Logger
+}
+
+// Source is a cdc.Source for PostgreSQL. See cdc.Source for the contract.
+type Source struct {
+	cfg Config
+	log *slog.Logger
+
+	conn *pgx.Conn      // catalog and snapshot queries
+	repl *pgconn.PgConn // replication protocol
+	db   string
+
+	types  map[uint32]pgType
+	tables map[cdc.TableID]*tableMeta
+
+	snap      *snapshot // non-nil while snapshotting
+	streaming bool
+	stream    streamState
+
+	acked atomic.Uint64 // highest LSN the runtime acknowledged
+}
+
+// New returns a source; nothing connects until Open.
+func New(cfg Config) *Source {
+	if cfg.Snapshot == "" {
+		cfg.Snapshot = SnapshotInitial
+	}
+	if cfg.ChunkRows <= 0 {
+		cfg.ChunkRows = 10000
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Source{cfg: cfg, log: cfg.Logger, types: map[uint32]pgType{}, tables: map[cdc.TableID]*tableMeta{}}
+}
+
+// checkpoint is the durable state a Source resumes from.
+type checkpoint struct {
+	Version int    `json:"v"`
+	Slot    string `json:"slot"`
+	// LSN: every transaction whose commit record starts before it is
+	// durable in Kafka.
+	LSN string `json:"lsn"`
+}
+
+func encodeCheckpoint(slot string, lsn pglogrepl.LSN) cdc.Position {
+	b, _ := json.Marshal(checkpoint{Version: 1, Slot: slot, LSN: lsn.String()})
+	return b
+}
+
+func decodeCheckpoint(p cdc.Position) (checkpoint, pglogrepl.LSN, error) {
+	var cp checkpoint
+	if err := json.Unmarshal(p, &cp); err != nil {
+		return cp, 0, fmt.Errorf("decode checkpoint: %w", err)
+	}
+	lsn, err := pglogrepl.ParseLSN(cp.LSN)
+	if err != nil {
+		return cp, 0, fmt.Errorf("decode checkpoint lsn %q: %w", cp.LSN, err)
+	}
+	return cp, lsn, nil
+}
+
+// sessionParams make every value's text form unambiguous and identical on
+// the snapshot and the replication connections (output functions run in the
+// walsender with that session's settings).
+var sessionParams = map[string]string{
+	"TimeZone":           "UTC",
+	"DateStyle":          "ISO, MDY",
+	"IntervalStyle":      "postgres",
+	"extra_float_digits": "3",
+	"bytea_output":       "hex",
+	"application_name":   "sluice",
+}
+
+// Open connects, checks the server and tables, prepares the publication and
+// slot, and decides between resuming, streaming from scratch and
+// snapshotting, following the snapshot mode.
+func (s *Source) Open(ctx context.Context, from cdc.Position) error {
+	if err := s.connect(ctx); err != nil {
+		return err
+	}
+	if err := s.preflight(ctx); err != nil {
+		return err
+	}
+	if err := s.connectReplication(ctx); err != nil {
+		return err
+	}
+	if err := s.ensurePublication(ctx); err != nil {
+		return err
+	}
+	slot, err := s.slotInfo(ctx)
+	if err != nil {
+		return err
+	}
+	if from != nil {
+		cp, lsn, err := decodeCheckpoint(from)
+		if err != nil {
+			return cdc.Permanent(err)
+		}
+		switch {
+		case cp.Slot != s.cfg.Slot:
+			s.log.Warn("stored position belongs to another slot; starting afresh", "stored_slot", cp.Slot, "slot", s.cfg.Slot)
+		case slot.exists:
+			return s.startStream(ctx, lsn, lsn)
+		case s.cfg.Snapshot == SnapshotWhenNeeded:
+			s.log.Warn("replication slot is gone; taking a new snapshot (snapshot: when_needed)", "slot", s.cfg.Slot, "stored_lsn", lsn)
+		default:
+			return cdc.Permanent(fmt.Errorf("replication slot %q was dropped underneath Sluice: changes after LSN %s are lost to it. "+
+				"Set snapshot: when_needed (or re-snapshot the source) to rebuild from a new snapshot", s.cfg.Slot, lsn))
+		}
+	}
+	if s.cfg.Snapshot == SnapshotNever {
+		if slot.exists {
+			return s.startStream(ctx, slot.confirmed, 0)
+		}
+		res, err := s.createSlot(ctx, "NOEXPORT_SNAPSHOT")
+		if err != nil {
+			return err
+		}
+		return s.startStream(ctx, res, 0)
+	}
+	if slot.exists {
+		// A slot without a usable stored position: a snapshot that was cut
+		// short, or state lost in Kafka. Its exported snapshot is gone, so the
+		// only consistent start is a fresh slot and a fresh snapshot.
+		s.log.Info("dropping replication slot to take a consistent snapshot", "slot", s.cfg.Slot)
+		if err := s.dropSlot(ctx); err != nil {
+			return err
+		}
+	}
+	return s.beginSnapshot(ctx)
+}
+
+// Read returns the next snapshot chunk or the next changes from the stream.
+func (s *Source) Read(ctx context.Context) (cdc.Batch, error) {
+	if s.snap != nil {
+		return s.readSnapshot(ctx)
+	}
+	return s.readStream(ctx)
+}
+
+// Ack records that everything up to upTo is durable; the next standby
+// status update confirms it to the server.
+func (s *Source) Ack(_ context.Context, upTo cdc.Position) error {
+	_, lsn, err := decodeCheckpoint(upTo)
+	if err != nil {
+		return err
+	}
+	for {
+		cur := s.acked.Load()
+		if uint64(lsn) <= cur || s.acked.CompareAndSwap(cur, uint64(lsn)) {
+			return nil
+		}
+	}
+}
+
+// Close confirms the last acknowledged position and disconnects.
+func (s *Source) Close(ctx context.Context) error {
+	var errs []error
+	if s.repl != nil {
+		if s.streaming {
+			errs = append(errs, s.sendStatus(ctx, false))
+		}
+		errs = append(errs, s.repl.Close(ctx))
+	}
+	if s.conn != nil {
+		errs = append(errs, s.conn.Close(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Source) connect(ctx context.Context) error {
+	cc, err := pgx.ParseConfig(s.cfg.DSN)
+	if err != nil {
+		return cdc.Permanent(fmt.Errorf("postgres dsn: %w", redactErr(err)))
+	}
+	for k, v := range sessionParams {
+		cc.RuntimeParams[k] = v
+	}
+	s.db = cc.Database
+	if s.conn, err = pgx.ConnectConfig(ctx, cc); err != nil {
+		return permanentIfPrivilege(fmt.Errorf("connect to %s:%d/%s: %w", cc.Host, cc.Port, cc.Database, redactErr(err)))
+	}
+	return nil
+}
+
+// connectReplication opens the replication-protocol connection (after
+// preflight, which explains a missing REPLICATION privilege better than the
+// server's refusal would).
+func (s *Source) connectReplication(ctx context.Context) error {
+	rc, err := pgconn.ParseConfig(s.cfg.DSN)
+	if err != nil {
+		return cdc.Permanent(fmt.Errorf("postgres dsn: %w", redactErr(err)))
+	}
+	for k, v := range sessionParams {
+		rc.RuntimeParams[k] = v
+	}
+	rc.RuntimeParams["replication"] = "database"
+	if s.repl, err = pgconn.ConnectConfig(ctx, rc); err != nil {
+		return permanentIfPrivilege(fmt.Errorf("open replication connection to %s:%d/%s: %w", rc.Host, rc.Port, rc.Database, redactErr(err)))
+	}
+	return nil
+}
+
+// redactErr keeps pgx's connection errors but not a DSN they might quote.
+func redactErr(err error) error {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		return errors.New("cannot parse connection string (not shown: it may hold a password)")
+	}
+	return err
+}
