@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -75,7 +76,9 @@ type server struct {
 	cmd     *exec.Cmd
 }
 
-func newServer(t *testing.T, specYAML string, env ...string) (*server, string) {
+// newServer prepares a server running specYAML; instance must be unique per
+// test, since replication slots are shared by the whole PostgreSQL server.
+func newServer(t *testing.T, instance, specYAML string, env ...string) (*server, string) {
 	t.Helper()
 	dir := t.TempDir()
 	specPath := filepath.Join(dir, "specs.yaml")
@@ -84,7 +87,7 @@ func newServer(t *testing.T, specYAML string, env ...string) (*server, string) {
 	}
 	addr := freeAddr(t)
 	s := &server{t: t, env: env, logPath: filepath.Join(dir, "sluice.log"),
-		args: []string{"server", "--instance", "e2e", "--data-dir", filepath.Join(dir, "data"), "--kafka-listen", addr, "-f", specPath}}
+		args: []string{"server", "--instance", instance, "--data-dir", filepath.Join(dir, "data"), "--kafka-listen", addr, "-f", specPath}}
 	t.Cleanup(func() {
 		s.kill()
 		if t.Failed() {
@@ -211,4 +214,20 @@ func readTopic(t *testing.T, addr, topic string) []event {
 			return out
 		}
 	}
+}
+
+// waitStreaming waits until the slot of instance/source is active, i.e. the
+// snapshot is done and changes are streamed.
+func waitStreaming(t *testing.T, dsn, slot string) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	waitFor(t, 60*time.Second, "slot "+slot+" to stream", func() bool {
+		var active bool
+		err := conn.QueryRow(t.Context(), "SELECT active FROM pg_replication_slots WHERE slot_name = $1", slot).Scan(&active)
+		return err == nil && active
+	})
 }

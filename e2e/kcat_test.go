@@ -27,15 +27,16 @@ func TestKcatReadsEmbeddedBroker(t *testing.T) {
 		INSERT INTO t SELECT g, 'row ' || g, g / 8.0 FROM generate_series(1, 100) g;`); err != nil {
 		t.Fatal(err)
 	}
-	srv, addr := newServer(t, `kind: Source
+	srv, addr := newServer(t, "kcat", `kind: Source
 name: src
 postgres: {dsn: "${env:SRC_DSN}", tables: [t]}
 `, "SRC_DSN="+dsn)
 	srv.start()
+	waitStreaming(t, dsn, "sluice_kcat_src")
 	if err := testPG.Exec(ctx, "kcattest", `UPDATE t SET v = 'changed' WHERE id <= 10; DELETE FROM t WHERE id = 100;`); err != nil {
 		t.Fatal(err)
 	}
-	topic := "e2e.src.public.t"
+	topic := "kcat.src.public.t"
 	// 100 reads, 10 updates, 1 delete and its tombstone.
 	waitFor(t, 60*time.Second, "112 records on the topic", func() bool { return len(readTopic(t, addr, topic)) >= 112 })
 

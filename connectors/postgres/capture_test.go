@@ -336,3 +336,59 @@ func TestWrongWalLevel(t *testing.T) {
 		t.Fatalf("Open on wal_level=replica = %v, want an error naming wal_level = logical", err)
 	}
 }
+
+// dyingSource fails its Read after a number of batches, as a crash would
+// cut a snapshot short (the records already read do reach Kafka).
+type dyingSource struct {
+	*Source
+	reads int
+}
+
+func (d *dyingSource) Read(ctx context.Context) (cdc.Batch, error) {
+	if d.reads == 0 {
+		return cdc.Batch{}, errors.New("simulated crash")
+	}
+	d.reads--
+	return d.Source.Read(ctx)
+}
+
+// TestInterruptedSnapshotLeavesNoGhosts cuts a snapshot short after two
+// chunks, deletes rows that are already on Kafka, and restarts: the
+// deletes must reach Kafka (replayed from the old slot) so the topic's
+// image equals the table, and the old slot must go away afterwards.
+func TestInterruptedSnapshotLeavesNoGhosts(t *testing.T) {
+	dsn, db := newDB(t, `CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, 0 FROM generate_series(1, 500) g;`)
+	emb := startBroker(t, t.TempDir(), "127.0.0.1:0")
+	defer emb.Close()
+	cfg := testConfig(dsn, "t")
+	first := startCaptureOf(t, emb.Addr(), &dyingSource{Source: New(cfg), reads: 2})
+	<-first.done
+	if first.err == nil || !strings.Contains(first.err.Error(), "simulated crash") {
+		t.Fatalf("first run ended with %v, want the simulated crash", first.err)
+	}
+	if n := len(kafkaRecords(t, emb.Addr(), "public.t")); n != 200 {
+		t.Fatalf("%d records on Kafka after the interrupted snapshot, want the 200 of two chunks", n)
+	}
+	exec(t, db, `DELETE FROM t WHERE id <= 50; UPDATE t SET v = 1 WHERE id BETWEEN 51 AND 60; INSERT INTO t VALUES (501, 0);
+		UPDATE t SET id = 1000 WHERE id = 70;`)
+	run := startCapture(t, emb.Addr(), cfg)
+	waitImage(t, emb.Addr(), dsn, "public.t", []string{"id"})
+	exec(t, db, `DELETE FROM t WHERE id = 100`)
+	waitImage(t, emb.Addr(), dsn, "public.t", []string{"id"})
+	waitFor(t, 20*time.Second, "the old slot to be dropped", func() bool {
+		conn, err := pgx.Connect(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(t.Context())
+		var n int
+		if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM pg_replication_slots WHERE slot_name IN ($1, $2)",
+			cfg.Slot, altSlotName(cfg.Slot)).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	})
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+}

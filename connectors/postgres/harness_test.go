@@ -130,6 +130,14 @@ const topicPrefix = "test.src."
 // broker at addr.
 func startCapture(t *testing.T, addr string, cfg Config) *captureRun {
 	t.Helper()
+	run := startCaptureOf(t, addr, New(cfg))
+	waitStreaming(t, cfg, run)
+	return run
+}
+
+// startCaptureOf runs src through the capture runtime without waiting.
+func startCaptureOf(t *testing.T, addr string, src cdc.Source) *captureRun {
+	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ProducerLinger(2*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +149,7 @@ func startCapture(t *testing.T, addr string, cfg Config) *captureRun {
 		t.Fatal(err)
 	}
 	r := &capture.Runner{
-		Name: "src", Source: New(cfg), Producer: cl, Topics: topics,
+		Name: "src", Source: src, Producer: cl, Topics: topics,
 		TopicFor:    func(id cdc.TableID) string { return topicPrefix + id.Schema + "." + id.Name },
 		Encoder:     debezium.NewJSON(),
 		Checkpoints: store, Logger: testLogger(), CommitInterval: 100 * time.Millisecond,
@@ -154,7 +162,6 @@ func startCapture(t *testing.T, addr string, cfg Config) *captureRun {
 		close(run.done)
 	}()
 	t.Cleanup(func() { cancel(); <-run.done })
-	waitStreaming(t, cfg, run)
 	return run
 }
 

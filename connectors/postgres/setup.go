@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
@@ -161,67 +162,93 @@ func (s *Source) ensurePublication(ctx context.Context) error {
 }
 
 type slotState struct {
+	name      string
 	exists    bool
 	confirmed pglogrepl.LSN
 }
 
-// slotInfo looks the slot up and checks it is ours to use.
-func (s *Source) slotInfo(ctx context.Context) (slotState, error) {
-	var st slotState
+// slotInfo looks a slot up and checks it is ours to use.
+func (s *Source) slotInfo(ctx context.Context, name string) (slotState, error) {
+	st := slotState{name: name}
 	var plugin, db string
 	var confirmed *string
 	var activePID *int32
 	err := s.conn.QueryRow(ctx, `SELECT plugin, database, confirmed_flush_lsn::text, active_pid
-		FROM pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).Scan(&plugin, &db, &confirmed, &activePID)
+		FROM pg_replication_slots WHERE slot_name = $1`, name).Scan(&plugin, &db, &confirmed, &activePID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return st, nil
 	}
 	if err != nil {
-		return st, fmt.Errorf("look up replication slot %s: %w", s.cfg.Slot, err)
+		return st, fmt.Errorf("look up replication slot %s: %w", name, err)
 	}
 	if plugin != "pgoutput" || db != s.db {
 		return st, cdc.Permanent(fmt.Errorf("replication slot %q exists but is not a pgoutput slot of database %s (plugin %s, database %s): "+
-			"choose another slot name or drop it", s.cfg.Slot, s.db, plugin, db))
+			"choose another slot name or drop it", name, s.db, plugin, db))
 	}
 	if activePID != nil {
 		// Usually our own previous run, killed a moment ago: the server ends
 		// that walsender soon, and the runtime retries.
-		return st, fmt.Errorf("replication slot %q is in use by server process %d", s.cfg.Slot, *activePID)
+		return st, fmt.Errorf("replication slot %q is in use by server process %d", name, *activePID)
 	}
 	st.exists = true
 	if confirmed != nil {
 		if st.confirmed, err = pglogrepl.ParseLSN(*confirmed); err != nil {
-			return st, fmt.Errorf("slot %s confirmed_flush_lsn %q: %w", s.cfg.Slot, *confirmed, err)
+			return st, fmt.Errorf("slot %s confirmed_flush_lsn %q: %w", name, *confirmed, err)
 		}
 	}
 	return st, nil
 }
 
-// createSlot creates the slot on the replication connection. With
+// createSlot creates a slot on the replication connection. With
 // EXPORT_SNAPSHOT the snapshot name is kept for beginSnapshot; it stays
 // valid until the next command on that connection.
-func (s *Source) createSlot(ctx context.Context, action string) (pglogrepl.LSN, error) {
-	res, err := pglogrepl.CreateReplicationSlot(ctx, s.repl, s.cfg.Slot, "pgoutput",
+func (s *Source) createSlot(ctx context.Context, name, action string) (pglogrepl.LSN, error) {
+	res, err := pglogrepl.CreateReplicationSlot(ctx, s.repl, name, "pgoutput",
 		pglogrepl.CreateReplicationSlotOptions{SnapshotAction: action})
 	if err != nil {
-		return 0, permanentIfPrivilege(fmt.Errorf("create replication slot %s: %w", s.cfg.Slot, err))
+		return 0, permanentIfPrivilege(fmt.Errorf("create replication slot %s: %w", name, err))
 	}
 	lsn, err := pglogrepl.ParseLSN(res.ConsistentPoint)
 	if err != nil {
-		return 0, fmt.Errorf("slot %s consistent point %q: %w", s.cfg.Slot, res.ConsistentPoint, err)
+		return 0, fmt.Errorf("slot %s consistent point %q: %w", name, res.ConsistentPoint, err)
 	}
-	s.log.Info("created replication slot", "slot", s.cfg.Slot, "consistent_point", lsn)
+	s.log.Info("created replication slot", "slot", name, "consistent_point", lsn)
 	if action == "EXPORT_SNAPSHOT" {
 		s.snap = &snapshot{name: res.SnapshotName, startLSN: lsn}
 	}
 	return lsn, nil
 }
 
-func (s *Source) dropSlot(ctx context.Context) error {
-	if err := pglogrepl.DropReplicationSlot(ctx, s.repl, s.cfg.Slot, pglogrepl.DropReplicationSlotOptions{}); err != nil {
-		return fmt.Errorf("drop replication slot %s: %w", s.cfg.Slot, err)
+// dropSlot drops a slot of ours that is not streaming, waiting (bounded)
+// for a walsender that is still letting go of it.
+func (s *Source) dropSlot(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		_, err := s.conn.Exec(ctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", name)
+		var pe *pgconn.PgError
+		if err == nil {
+			s.log.Info("dropped replication slot", "slot", name)
+			return nil
+		}
+		if !errors.As(err, &pe) || pe.Code != "55006" || ctx.Err() != nil { // 55006: slot is active
+			return fmt.Errorf("drop replication slot %s: %w", name, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
-	return nil
+}
+
+// altSlotName is the second name a source's slot alternates with: a
+// snapshot taken again creates its slot under the other name while the
+// old slot still holds the changes to replay (see Open).
+func altSlotName(slot string) string {
+	if len(slot) > 61 {
+		slot = slot[:61]
+	}
+	return slot + "_b"
 }
 
 // permanentIfPrivilege marks privilege errors as permanent.

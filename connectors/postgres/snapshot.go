@@ -35,7 +35,7 @@ type snapshot struct {
 // beginSnapshot creates the slot with an exported snapshot and opens the
 // transaction that reads it.
 func (s *Source) beginSnapshot(ctx context.Context) error {
-	if _, err := s.createSlot(ctx, "EXPORT_SNAPSHOT"); err != nil {
+	if _, err := s.createSlot(ctx, s.slot, "EXPORT_SNAPSHOT"); err != nil {
 		return err
 	}
 	if _, err := s.conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
@@ -86,7 +86,7 @@ func (s *Source) readSnapshot(ctx context.Context) (cdc.Batch, error) {
 	if err := s.startStream(ctx, start, 0); err != nil {
 		return cdc.Batch{}, err
 	}
-	return cdc.Batch{Checkpoint: encodeCheckpoint(s.cfg.Slot, start)}, nil
+	return cdc.Batch{Checkpoint: encodeCheckpoint(s.slot, start)}, nil
 }
 
 func (s *Source) loadSnapshotSchema(ctx context.Context, t cdc.TableID) error {

@@ -64,11 +64,15 @@ type Source struct {
 	types  map[uint32]pgType
 	tables map[cdc.TableID]*tableMeta
 
+	slot      string    // the slot in use: Config.Slot or its alternate
+	harvest   *harvest  // non-nil while replaying an old slot's deletes
+	dropOld   string    // old slot to drop once the new position is durable
 	snap      *snapshot // non-nil while snapshotting
 	streaming bool
 	stream    streamState
 
-	acked atomic.Uint64 // highest LSN the runtime acknowledged
+	acked   atomic.Uint64 // highest LSN the runtime acknowledged
+	durable atomic.Bool   // some checkpoint was acknowledged (the snapshot is on Kafka)
 }
 
 // New returns a source; nothing connects until Open.
@@ -129,6 +133,15 @@ var sessionParams = map[string]string{
 // Open connects, checks the server and tables, prepares the publication and
 // slot, and decides between resuming, streaming from scratch and
 // snapshotting, following the snapshot mode.
+//
+// A source's slot alternates between two names (Config.Slot and
+// altSlotName of it). When a snapshot has to be taken while a slot of ours
+// still exists (a snapshot cut short by a crash, or state lost in Kafka),
+// the new slot gets the other name and the old one is kept: it holds every
+// change since it was created, and the deletes among them are replayed
+// before the new snapshot, so a row that an interrupted snapshot already
+// published and that was deleted in between does not stay alive on Kafka.
+// The old slot is dropped once the new slot's position is durable.
 func (s *Source) Open(ctx context.Context, from cdc.Position) error {
 	if err := s.connect(ctx); err != nil {
 		return err
@@ -142,9 +155,14 @@ func (s *Source) Open(ctx context.Context, from cdc.Position) error {
 	if err := s.ensurePublication(ctx); err != nil {
 		return err
 	}
-	slot, err := s.slotInfo(ctx)
-	if err != nil {
-		return err
+	base, alt := s.cfg.Slot, altSlotName(s.cfg.Slot)
+	slots := map[string]slotState{}
+	for _, name := range []string{base, alt} {
+		st, err := s.slotInfo(ctx, name)
+		if err != nil {
+			return err
+		}
+		slots[name] = st
 	}
 	if from != nil {
 		cp, lsn, err := decodeCheckpoint(from)
@@ -152,41 +170,78 @@ func (s *Source) Open(ctx context.Context, from cdc.Position) error {
 			return cdc.Permanent(err)
 		}
 		switch {
-		case cp.Slot != s.cfg.Slot:
-			s.log.Warn("stored position belongs to another slot; starting afresh", "stored_slot", cp.Slot, "slot", s.cfg.Slot)
-		case slot.exists:
+		case cp.Slot != base && cp.Slot != alt:
+			s.log.Warn("stored position belongs to another slot; starting afresh", "stored_slot", cp.Slot, "slot", base)
+		case slots[cp.Slot].exists:
+			s.slot = cp.Slot
+			if other := otherSlot(cp.Slot, base, alt); slots[other].exists {
+				if err := s.dropSlot(ctx, other); err != nil {
+					return err
+				}
+			}
 			return s.startStream(ctx, lsn, lsn)
 		case s.cfg.Snapshot == SnapshotWhenNeeded:
-			s.log.Warn("replication slot is gone; taking a new snapshot (snapshot: when_needed)", "slot", s.cfg.Slot, "stored_lsn", lsn)
+			s.log.Warn("replication slot is gone; taking a new snapshot (snapshot: when_needed)", "slot", cp.Slot, "stored_lsn", lsn)
 		default:
 			return cdc.Permanent(fmt.Errorf("replication slot %q was dropped underneath Sluice: changes after LSN %s are lost to it. "+
-				"Set snapshot: when_needed (or re-snapshot the source) to rebuild from a new snapshot", s.cfg.Slot, lsn))
+				"Set snapshot: when_needed (or re-snapshot the source) to rebuild from a new snapshot", cp.Slot, lsn))
+		}
+	}
+	// The oldest existing slot is the one whose changes matter; a younger
+	// one is a leftover of an attempt that never got a stored position.
+	var old *slotState
+	for _, name := range []string{base, alt} {
+		if st := slots[name]; st.exists && (old == nil || st.confirmed < old.confirmed) {
+			old = &st
+		}
+	}
+	if old != nil {
+		if other := otherSlot(old.name, base, alt); slots[other].exists {
+			if err := s.dropSlot(ctx, other); err != nil {
+				return err
+			}
 		}
 	}
 	if s.cfg.Snapshot == SnapshotNever {
-		if slot.exists {
-			return s.startStream(ctx, slot.confirmed, 0)
+		if old != nil {
+			s.slot = old.name
+			return s.startStream(ctx, old.confirmed, 0)
 		}
-		res, err := s.createSlot(ctx, "NOEXPORT_SNAPSHOT")
+		s.slot = base
+		lsn, err := s.createSlot(ctx, s.slot, "NOEXPORT_SNAPSHOT")
 		if err != nil {
 			return err
 		}
-		return s.startStream(ctx, res, 0)
+		return s.startStream(ctx, lsn, 0)
 	}
-	if slot.exists {
-		// A slot without a usable stored position: a snapshot that was cut
-		// short, or state lost in Kafka. Its exported snapshot is gone, so the
-		// only consistent start is a fresh slot and a fresh snapshot.
-		s.log.Info("dropping replication slot to take a consistent snapshot", "slot", s.cfg.Slot)
-		if err := s.dropSlot(ctx); err != nil {
-			return err
-		}
+	s.slot = base
+	if old != nil {
+		s.slot = otherSlot(old.name, base, alt)
 	}
-	return s.beginSnapshot(ctx)
+	if err := s.beginSnapshot(ctx); err != nil {
+		return err
+	}
+	if old != nil {
+		s.harvest = &harvest{slot: old.name, from: old.confirmed, until: s.snap.startLSN}
+		s.dropOld = old.name
+		s.log.Info("replaying deletes from the previous slot before the new snapshot",
+			"old_slot", old.name, "from", old.confirmed, "until", s.snap.startLSN)
+	}
+	return nil
+}
+
+func otherSlot(name, base, alt string) string {
+	if name == base {
+		return alt
+	}
+	return base
 }
 
 // Read returns the next snapshot chunk or the next changes from the stream.
 func (s *Source) Read(ctx context.Context) (cdc.Batch, error) {
+	if s.harvest != nil {
+		return s.readHarvest(ctx)
+	}
 	if s.snap != nil {
 		return s.readSnapshot(ctx)
 	}
@@ -200,6 +255,7 @@ func (s *Source) Ack(_ context.Context, upTo cdc.Position) error {
 	if err != nil {
 		return err
 	}
+	s.durable.Store(true)
 	for {
 		cur := s.acked.Load()
 		if uint64(lsn) <= cur || s.acked.CompareAndSwap(cur, uint64(lsn)) {
@@ -211,6 +267,9 @@ func (s *Source) Ack(_ context.Context, upTo cdc.Position) error {
 // Close confirms the last acknowledged position and disconnects.
 func (s *Source) Close(ctx context.Context) error {
 	var errs []error
+	if s.harvest != nil && s.harvest.conn != nil {
+		errs = append(errs, s.harvest.conn.Close(ctx))
+	}
 	if s.repl != nil {
 		if s.streaming {
 			errs = append(errs, s.sendStatus(ctx, false))
@@ -242,18 +301,27 @@ func (s *Source) connect(ctx context.Context) error {
 // preflight, which explains a missing REPLICATION privilege better than the
 // server's refusal would).
 func (s *Source) connectReplication(ctx context.Context) error {
+	var err error
+	s.repl, err = s.replConn(ctx)
+	return err
+}
+
+// replConn opens a replication-protocol connection with Sluice's session
+// settings.
+func (s *Source) replConn(ctx context.Context) (*pgconn.PgConn, error) {
 	rc, err := pgconn.ParseConfig(s.cfg.DSN)
 	if err != nil {
-		return cdc.Permanent(fmt.Errorf("postgres dsn: %w", redactErr(err)))
+		return nil, cdc.Permanent(fmt.Errorf("postgres dsn: %w", redactErr(err)))
 	}
 	for k, v := range sessionParams {
 		rc.RuntimeParams[k] = v
 	}
 	rc.RuntimeParams["replication"] = "database"
-	if s.repl, err = pgconn.ConnectConfig(ctx, rc); err != nil {
-		return permanentIfPrivilege(fmt.Errorf("open replication connection to %s:%d/%s: %w", rc.Host, rc.Port, rc.Database, redactErr(err)))
+	conn, err := pgconn.ConnectConfig(ctx, rc)
+	if err != nil {
+		return nil, permanentIfPrivilege(fmt.Errorf("open replication connection to %s:%d/%s: %w", rc.Host, rc.Port, rc.Database, redactErr(err)))
 	}
-	return nil
+	return conn, nil
 }
 
 // redactErr keeps pgx's connection errors but not a DSN they might quote.

@@ -34,6 +34,7 @@ type streamState struct {
 	lastStatus time.Time     // last standby status update sent
 	lastSent   uint64        // LSN that update confirmed
 	lastBeat   time.Time     // last time we asked the server for its position
+	commitEnd  pglogrepl.LSN // end of the last transaction decoded
 }
 
 type txState struct {
@@ -56,18 +57,18 @@ type relation struct {
 // startStream starts replication at from; transactions committed before
 // resume are skipped.
 func (s *Source) startStream(ctx context.Context, from, resume pglogrepl.LSN) error {
-	err := pglogrepl.StartReplication(ctx, s.repl, s.cfg.Slot, from, pglogrepl.StartReplicationOptions{
+	err := pglogrepl.StartReplication(ctx, s.repl, s.slot, from, pglogrepl.StartReplicationOptions{
 		PluginArgs: []string{"proto_version '1'", "publication_names '" + s.cfg.Publication + "'"},
 	})
 	if err != nil {
-		return classifyStreamErr(fmt.Errorf("start replication on slot %s at %s: %w", s.cfg.Slot, from, err), s.cfg.Slot)
+		return classifyStreamErr(fmt.Errorf("start replication on slot %s at %s: %w", s.slot, from, err), s.slot)
 	}
 	s.streaming = true
 	s.stream = streamState{resume: resume, relations: map[uint32]*relation{}, lastCp: max(from, resume), lastStatus: time.Now(), lastBeat: time.Now()}
 	if uint64(from) > s.acked.Load() {
 		s.acked.Store(uint64(from))
 	}
-	s.log.Info("streaming", "slot", s.cfg.Slot, "from", from)
+	s.log.Info("streaming", "slot", s.slot, "from", from)
 	return nil
 }
 
@@ -78,6 +79,9 @@ func (s *Source) readStream(ctx context.Context) (cdc.Batch, error) {
 	st := &s.stream
 	for {
 		if err := s.maybeSendStatus(ctx); err != nil {
+			return cdc.Batch{}, err
+		}
+		if err := s.maybeDropOldSlot(ctx); err != nil {
 			return cdc.Batch{}, err
 		}
 		rctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -93,11 +97,11 @@ func (s *Source) readStream(ctx context.Context) (cdc.Batch, error) {
 				}
 				continue
 			}
-			return cdc.Batch{}, classifyStreamErr(fmt.Errorf("receive from slot %s: %w", s.cfg.Slot, err), s.cfg.Slot)
+			return cdc.Batch{}, classifyStreamErr(fmt.Errorf("receive from slot %s: %w", s.slot, err), s.slot)
 		}
 		switch m := msg.(type) {
 		case *pgproto3.ErrorResponse:
-			return cdc.Batch{}, classifyStreamErr(fmt.Errorf("replication stream: %w", pgconn.ErrorResponseToPgError(m)), s.cfg.Slot)
+			return cdc.Batch{}, classifyStreamErr(fmt.Errorf("replication stream: %w", pgconn.ErrorResponseToPgError(m)), s.slot)
 		case *pgproto3.CopyData:
 			if len(m.Data) == 0 {
 				continue
@@ -119,14 +123,14 @@ func (s *Source) readStream(ctx context.Context) (cdc.Batch, error) {
 				// Storing it lets the slot advance on a quiet database.
 				if !st.inTx && len(b.Records) == 0 && st.walEnd > st.lastCp {
 					st.lastCp = st.walEnd
-					return cdc.Batch{Checkpoint: encodeCheckpoint(s.cfg.Slot, st.walEnd)}, nil
+					return cdc.Batch{Checkpoint: encodeCheckpoint(s.slot, st.walEnd)}, nil
 				}
 			case pglogrepl.XLogDataByteID:
 				xld, err := pglogrepl.ParseXLogData(m.Data[1:])
 				if err != nil {
 					return cdc.Batch{}, fmt.Errorf("parse xlog data: %w", err)
 				}
-				done, err := s.handle(ctx, xld, &b)
+				done, err := s.handle(ctx, st, xld, &b)
 				if err != nil {
 					return cdc.Batch{}, err
 				}
@@ -140,8 +144,7 @@ func (s *Source) readStream(ctx context.Context) (cdc.Batch, error) {
 
 // handle decodes one logical replication message; it returns true when a
 // transaction ended and the batch should go out.
-func (s *Source) handle(ctx context.Context, xld pglogrepl.XLogData, b *cdc.Batch) (bool, error) {
-	st := &s.stream
+func (s *Source) handle(ctx context.Context, st *streamState, xld pglogrepl.XLogData, b *cdc.Batch) (bool, error) {
 	msg, err := pglogrepl.Parse(xld.WALData)
 	if err != nil {
 		return false, fmt.Errorf("parse logical replication message at %s: %w", xld.WALStart, err)
@@ -163,7 +166,8 @@ func (s *Source) handle(ctx context.Context, xld pglogrepl.XLogData, b *cdc.Batc
 			return len(b.Records) > 0, nil
 		}
 		st.lastCp = m.TransactionEndLSN
-		b.Checkpoint = encodeCheckpoint(s.cfg.Slot, m.TransactionEndLSN)
+		b.Checkpoint = encodeCheckpoint(s.slot, m.TransactionEndLSN)
+		st.commitEnd = m.TransactionEndLSN
 		return true, nil
 	case *pglogrepl.InsertMessage:
 		if st.tx.skip {
@@ -177,7 +181,7 @@ func (s *Source) handle(ctx context.Context, xld pglogrepl.XLogData, b *cdc.Batc
 		if err != nil {
 			return false, err
 		}
-		b.Records = append(b.Records, s.record(rel, cdc.OpCreate, keyOf(rel.schema, after), nil, after, xld.WALStart))
+		b.Records = append(b.Records, s.record(st, rel, cdc.OpCreate, keyOf(rel.schema, after), nil, after, xld.WALStart))
 	case *pglogrepl.UpdateMessage:
 		if st.tx.skip {
 			return false, nil
@@ -201,11 +205,11 @@ func (s *Source) handle(ctx context.Context, xld pglogrepl.XLogData, b *cdc.Batc
 			// A key change is a delete of the old key and an insert of the
 			// new one, so each Kafka key keeps a truthful history.
 			b.Records = append(b.Records,
-				s.record(rel, cdc.OpDelete, keyOf(rel.schema, before), before, nil, xld.WALStart),
-				s.record(rel, cdc.OpCreate, newKey, nil, after, xld.WALStart))
+				s.record(st, rel, cdc.OpDelete, keyOf(rel.schema, before), before, nil, xld.WALStart),
+				s.record(st, rel, cdc.OpCreate, newKey, nil, after, xld.WALStart))
 			return false, nil
 		}
-		b.Records = append(b.Records, s.record(rel, cdc.OpUpdate, newKey, before, after, xld.WALStart))
+		b.Records = append(b.Records, s.record(st, rel, cdc.OpUpdate, newKey, before, after, xld.WALStart))
 	case *pglogrepl.DeleteMessage:
 		if st.tx.skip {
 			return false, nil
@@ -218,7 +222,7 @@ func (s *Source) handle(ctx context.Context, xld pglogrepl.XLogData, b *cdc.Batc
 		if err != nil {
 			return false, err
 		}
-		b.Records = append(b.Records, s.record(rel, cdc.OpDelete, keyOf(rel.schema, before), before, nil, xld.WALStart))
+		b.Records = append(b.Records, s.record(st, rel, cdc.OpDelete, keyOf(rel.schema, before), before, nil, xld.WALStart))
 	case *pglogrepl.TruncateMessage:
 		if st.tx.skip {
 			return false, nil
@@ -228,7 +232,7 @@ func (s *Source) handle(ctx context.Context, xld pglogrepl.XLogData, b *cdc.Batc
 			if err != nil {
 				return false, err
 			}
-			b.Records = append(b.Records, s.record(rel, cdc.OpTruncate, cdc.Row{}, nil, nil, xld.WALStart))
+			b.Records = append(b.Records, s.record(st, rel, cdc.OpTruncate, cdc.Row{}, nil, nil, xld.WALStart))
 		}
 	}
 	return false, nil
@@ -243,8 +247,8 @@ func (st *streamState) rel(id uint32) (*relation, error) {
 }
 
 // record builds a stream record inside the current transaction.
-func (s *Source) record(rel *relation, op cdc.Op, key, before, after cdc.Row, lsn pglogrepl.LSN) cdc.Record {
-	tx := &s.stream.tx
+func (s *Source) record(st *streamState, rel *relation, op cdc.Op, key, before, after cdc.Row, lsn pglogrepl.LSN) cdc.Record {
+	tx := &st.tx
 	tx.seq++
 	pos := make(cdc.Position, 0, 16)
 	pos = append(pos, []byte(tx.final.String())...)
@@ -367,7 +371,7 @@ func (s *Source) sendStatus(ctx context.Context, reply bool) error {
 		ReplyRequested:   reply,
 	})
 	if err != nil {
-		return fmt.Errorf("send standby status to slot %s: %w", s.cfg.Slot, err)
+		return fmt.Errorf("send standby status to slot %s: %w", s.slot, err)
 	}
 	s.stream.lastStatus, s.stream.lastSent = time.Now(), acked
 	return nil

@@ -98,13 +98,19 @@ func (r *Runner) Run(ctx context.Context) error {
 	log.Info("capturing", "resume", from != nil)
 
 	tr := newTracker()
-	readCtx, stopReading := context.WithCancel(ctx)
-	defer stopReading()
-	g, gctx := errgroup.WithContext(readCtx)
+	g, gctx := errgroup.WithContext(ctx)
+	// Records are produced under their own context: kgo fails buffered
+	// records whose context ends, and those handed over before a stop or a
+	// failure should still be delivered. It ends drainTimeout after the run
+	// does, so a producer blocked on a full buffer (Kafka down) lets go.
+	pctx, cancelProduce := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelProduce()
+	stopDrainTimer := context.AfterFunc(gctx, func() { time.AfterFunc(drainTimeout, cancelProduce) })
+	defer stopDrainTimer()
 	readerDone := make(chan struct{})
 	g.Go(func() error {
 		defer close(readerDone)
-		return r.read(gctx, tr)
+		return r.read(gctx, pctx, tr)
 	})
 	g.Go(func() error { return r.commitLoop(gctx, tr, readerDone) })
 	err = g.Wait()
@@ -112,7 +118,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	// Drain: whatever was handed to the producer gets a bounded chance to be
 	// acknowledged, and the newest durable checkpoint is stored, so a clean
 	// stop does not make the next run repeat work.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
 	defer cancel()
 	if ferr := r.Producer.Flush(fctx); ferr != nil {
 		log.Warn("flushing producer on stop", "err", ferr)
@@ -126,15 +132,20 @@ func (r *Runner) Run(ctx context.Context) error {
 	return err
 }
 
-// read moves batches from the source to the producer.
-func (r *Runner) read(ctx context.Context, tr *tracker) error {
+// drainTimeout bounds how long a stopping runner waits for records in
+// flight.
+const drainTimeout = 10 * time.Second
+
+// read moves batches from the source to the producer; records are produced
+// under pctx (see Run).
+func (r *Runner) read(ctx, pctx context.Context, tr *tracker) error {
 	for {
 		b, err := r.Source.Read(ctx)
 		if err != nil {
 			return fmt.Errorf("source %s: read: %w", r.Name, err)
 		}
 		for i := range b.Records {
-			if err := r.produce(ctx, tr, &b.Records[i]); err != nil {
+			if err := r.produce(ctx, pctx, tr, &b.Records[i]); err != nil {
 				return err
 			}
 		}
@@ -147,7 +158,7 @@ func (r *Runner) read(ctx context.Context, tr *tracker) error {
 	}
 }
 
-func (r *Runner) produce(ctx context.Context, tr *tracker, rec *cdc.Record) error {
+func (r *Runner) produce(ctx, pctx context.Context, tr *tracker, rec *cdc.Record) error {
 	topic := r.TopicFor(rec.Table)
 	if err := r.Topics.Ensure(ctx, topic, r.TopicOptions); err != nil {
 		return err
@@ -161,10 +172,10 @@ func (r *Runner) produce(ctx context.Context, tr *tracker, rec *cdc.Record) erro
 		return fmt.Errorf("source %s: encode %s: %w", r.Name, rec.Table, err)
 	}
 	commit := rec.CommitTime
-	r.send(ctx, tr, &kgo.Record{Topic: topic, Key: key, Value: val}, commit)
+	r.send(pctx, tr, &kgo.Record{Topic: topic, Key: key, Value: val}, commit)
 	if rec.Op == cdc.OpDelete {
 		// The tombstone lets compaction drop the row's history.
-		r.send(ctx, tr, &kgo.Record{Topic: topic, Key: key}, time.Time{})
+		r.send(pctx, tr, &kgo.Record{Topic: topic, Key: key}, time.Time{})
 	}
 	return nil
 }
