@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
@@ -106,4 +107,17 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	return tc, nil
+}
+
+// ProducerOpts are the producer settings every source uses: a short linger
+// to batch, bounded buffers (producing blocks when they are full: that is
+// the backpressure that keeps memory flat), and batches as large as the
+// topics allow. Idempotence is kgo's default.
+func ProducerOpts() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.ProducerLinger(5 * time.Millisecond),
+		kgo.MaxBufferedRecords(20000),
+		kgo.MaxBufferedBytes(64 << 20),
+		kgo.ProducerBatchMaxBytes(MaxMessageBytes),
+	}
 }

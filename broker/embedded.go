@@ -24,9 +24,19 @@ type Embedded struct {
 	addr    string
 }
 
+// EmbeddedOption configures the embedded broker.
+type EmbeddedOption func(*[]kfake.Opt)
+
+// SyncWrites makes the broker fsync every produced batch before it
+// acknowledges it, so acknowledged records survive a power loss or an OS
+// crash too (a process kill is survived either way).
+func SyncWrites() EmbeddedOption {
+	return func(o *[]kfake.Opt) { *o = append(*o, kfake.SyncWrites()) }
+}
+
 // StartEmbedded starts the embedded broker listening on listen (host:port;
 // port 0 picks a free one) with its state under dataDir.
-func StartEmbedded(dataDir, listen string, logger *slog.Logger) (*Embedded, error) {
+func StartEmbedded(dataDir, listen string, logger *slog.Logger, options ...EmbeddedOption) (*Embedded, error) {
 	host, portStr, err := net.SplitHostPort(listen)
 	if err != nil {
 		return nil, fmt.Errorf("embedded broker: listen address %q: %w", listen, err)
@@ -54,6 +64,7 @@ func StartEmbedded(dataDir, listen string, logger *slog.Logger) (*Embedded, erro
 		kfake.ClusterID("sluice-embedded"),
 		kfake.DataDir(dataDir),
 		kfake.DefaultNumPartitions(1),
+		kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(MaxMessageBytes)}),
 		// kfake binds 127.0.0.1; bind the host the operator asked for.
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
 			return net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
@@ -61,6 +72,9 @@ func StartEmbedded(dataDir, listen string, logger *slog.Logger) (*Embedded, erro
 	}
 	if logger != nil {
 		opts = append(opts, kfake.WithLogger(kfakeLogger{logger}))
+	}
+	for _, o := range options {
+		o(&opts)
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {

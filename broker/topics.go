@@ -11,6 +11,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// MaxMessageBytes is the largest record batch Sluice produces and the
+// max.message.bytes of the topics it creates: rows with large text or
+// bytea values, in JSON with the schema, exceed Kafka's 1 MiB default.
+const MaxMessageBytes = 16 << 20
+
 // Topics creates topics on demand, once each per process.
 type Topics struct {
 	adm               *kadm.Client
@@ -62,11 +67,14 @@ func (t *Topics) Ensure(ctx context.Context, topic string, o TopicOptions) error
 	if o.Delete {
 		policy = "delete"
 	}
-	resp, err := t.adm.CreateTopic(ctx, parts, rf, map[string]*string{"cleanup.policy": kadm.StringPtr(policy)}, topic)
+	configs := map[string]*string{
+		"cleanup.policy":    kadm.StringPtr(policy),
+		"max.message.bytes": kadm.StringPtr(fmt.Sprint(MaxMessageBytes)),
+	}
+	_, err := t.adm.CreateTopic(ctx, parts, rf, configs, topic)
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("create topic %s: %w", topic, err)
 	}
-	_ = resp
 	t.mu.Lock()
 	t.known[topic] = true
 	t.mu.Unlock()

@@ -150,6 +150,12 @@ func demoLoad(ctx context.Context, dsn string) error {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	// The throwaway server runs with synchronous_commit off, which delays
+	// WAL reaching the replication stream by up to 200ms; an OLTP source
+	// commits synchronously.
+	if _, err := conn.Exec(ctx, "SET synchronous_commit = on"); err != nil {
+		return err
+	}
 	statuses := []string{"SUBMITTED", "AUTHORIZED", "IN_APPROVAL", "APPROVED", "RELEASED"}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -203,7 +209,9 @@ func newKafkaImage() *kafkaImage {
 
 func (k *kafkaImage) consume(ctx context.Context, addr, pattern string, quiet bool) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeRegex(), kgo.ConsumeTopics(pattern),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMinAge(time.Second))
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Regex consumption sees new topics only when metadata refreshes.
+		kgo.MetadataMinAge(500*time.Millisecond), kgo.MetadataMaxAge(time.Second))
 	if err != nil {
 		return err
 	}
@@ -272,7 +280,7 @@ func demoProgress(ctx context.Context, w *worker.Worker, img *kafkaImage) error 
 			continue
 		}
 		img.mu.Lock()
-		fmt.Printf("-- captured %d, acked by Kafka %d, checkpoints %d, source-to-Kafka lag %s | consumed %d (r=%d c=%d u=%d d=%d)\n",
+		fmt.Printf("-- captured %d, acked by Kafka %d, checkpoints %d, last source-commit-to-Kafka-ack %s | consumed %d (r=%d c=%d u=%d d=%d)\n",
 			st.Captured.Load(), st.Acked.Load(), st.Committed.Load(), time.Duration(st.LastCommitLag.Load()).Round(time.Millisecond),
 			img.events, img.byOp["r"], img.byOp["c"], img.byOp["u"], img.byOp["d"])
 		img.mu.Unlock()

@@ -21,6 +21,7 @@ type serverFlags struct {
 	kafka       broker.Config
 	partitions  int32
 	replication int16
+	syncWrites  bool
 }
 
 func newServerCmd(lf *logFlags) *cobra.Command {
@@ -55,7 +56,11 @@ Without --brokers it starts an embedded Kafka-protocol broker (state under
 				kc.SASLPassword = os.Getenv("SLUICE_SASL_PASSWORD")
 			}
 			if len(kc.Brokers) == 0 {
-				emb, err := broker.StartEmbedded(filepath.Join(f.dataDir, "kafka"), f.kafkaListen, log)
+				var opts []broker.EmbeddedOption
+				if f.syncWrites {
+					opts = append(opts, broker.SyncWrites())
+				}
+				emb, err := broker.StartEmbedded(filepath.Join(f.dataDir, "kafka"), f.kafkaListen, log, opts...)
 				if err != nil {
 					return err
 				}
@@ -78,6 +83,7 @@ Without --brokers it starts an embedded Kafka-protocol broker (state under
 	fl.StringVar(&f.dataDir, "data-dir", "sluice-data", "directory for the embedded broker's state")
 	fl.StringVar(&f.kafkaListen, "kafka-listen", "127.0.0.1:9092", "address of the embedded broker (without --brokers)")
 	fl.StringSliceVarP(&f.files, "file", "f", nil, "spec files or directories to run (repeatable)")
+	fl.BoolVar(&f.syncWrites, "kafka-sync-writes", true, "embedded broker: fsync each batch before acknowledging it (survives power loss, not only a process kill)")
 	fl.StringSliceVar(&f.kafka.Brokers, "brokers", nil, "external Kafka bootstrap brokers host:port,... (no embedded broker)")
 	fl.BoolVar(&f.kafka.TLS, "tls", false, "connect to the brokers with TLS")
 	fl.StringVar(&f.kafka.CAFile, "tls-ca", "", "PEM file of CA certificates for the brokers")

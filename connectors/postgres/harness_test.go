@@ -138,7 +138,7 @@ func startCapture(t *testing.T, addr string, cfg Config) *captureRun {
 // startCaptureOf runs src through the capture runtime without waiting.
 func startCaptureOf(t *testing.T, addr string, src cdc.Source) *captureRun {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ProducerLinger(2*time.Millisecond))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, broker.ProducerOpts()...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,8 @@ func waitStreaming(t *testing.T, cfg Config, run *captureRun) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var active bool
-		err := conn.QueryRow(t.Context(), "SELECT active FROM pg_replication_slots WHERE slot_name = $1", cfg.Slot).Scan(&active)
+		err := conn.QueryRow(t.Context(), "SELECT bool_or(active) FROM pg_replication_slots WHERE slot_name IN ($1, $2)",
+			cfg.Slot, altSlotName(cfg.Slot)).Scan(&active)
 		if err == nil && active {
 			return
 		}

@@ -21,6 +21,19 @@ type harvest struct {
 	from, until pglogrepl.LSN
 	conn        *pgconn.PgConn
 	st          streamState
+	lastStatus  time.Time
+}
+
+// status tells the server we are alive; it confirms nothing new (the old
+// slot keeps its position until it is dropped).
+func (h *harvest) status(ctx context.Context, reply bool) error {
+	h.lastStatus = time.Now()
+	err := pglogrepl.SendStandbyStatusUpdate(ctx, h.conn, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: h.from, WALFlushPosition: h.from, WALApplyPosition: h.from, ReplyRequested: reply})
+	if err != nil {
+		return fmt.Errorf("replay deletes from slot %s: %w", h.slot, err)
+	}
+	return nil
 }
 
 // readHarvest returns the next deletes of the old slot; when the old slot
@@ -44,6 +57,13 @@ func (s *Source) readHarvest(ctx context.Context) (cdc.Batch, error) {
 	}
 	var b cdc.Batch
 	for {
+		// Answer the server regularly even while data flows, or it ends the
+		// connection after wal_sender_timeout.
+		if time.Since(h.lastStatus) > 5*time.Second {
+			if err := h.status(ctx, false); err != nil {
+				return cdc.Batch{}, err
+			}
+		}
 		rctx, cancel := context.WithTimeout(ctx, time.Second)
 		msg, err := h.conn.ReceiveMessage(rctx)
 		cancel()
@@ -59,9 +79,8 @@ func (s *Source) readHarvest(ctx context.Context) (cdc.Batch, error) {
 			}
 			// Ask for a keepalive: its WAL position tells when we are past
 			// the consistent point on a quiet server.
-			if err := pglogrepl.SendStandbyStatusUpdate(ctx, h.conn, pglogrepl.StandbyStatusUpdate{
-				WALWritePosition: h.from, ReplyRequested: true}); err != nil {
-				return cdc.Batch{}, fmt.Errorf("replay deletes from slot %s: %w", h.slot, err)
+			if err := h.status(ctx, true); err != nil {
+				return cdc.Batch{}, err
 			}
 			continue
 		}
@@ -83,6 +102,11 @@ func (s *Source) readHarvest(ctx context.Context) (cdc.Batch, error) {
 			}
 			if ka.ServerWALEnd >= h.until && !h.st.inTx {
 				return b, s.endHarvest(ctx)
+			}
+			if ka.ReplyRequested {
+				if err := h.status(ctx, false); err != nil {
+					return cdc.Batch{}, err
+				}
 			}
 		case pglogrepl.XLogDataByteID:
 			xld, err := pglogrepl.ParseXLogData(cd.Data[1:])

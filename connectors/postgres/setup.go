@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -17,10 +19,11 @@ import (
 
 // tableMeta is what the catalog says about a captured table.
 type tableMeta struct {
-	id      cdc.TableID
-	oid     uint32
-	key     []string        // replica identity index (or primary key) columns, in order
-	notNull map[string]bool // NOT NULL columns
+	id          cdc.TableID
+	oid         uint32
+	partitioned bool
+	key         []string        // replica identity index (or primary key) columns, in order
+	notNull     map[string]bool // NOT NULL columns
 }
 
 // preflight checks everything that would otherwise fail later with a
@@ -70,9 +73,10 @@ func (s *Source) loadTable(ctx context.Context, t cdc.TableID) (*tableMeta, erro
 	m := &tableMeta{id: t, notNull: map[string]bool{}}
 	var oid *uint32
 	var canSelect bool
-	err := s.conn.QueryRow(ctx, `SELECT c.oid, has_table_privilege(c.oid, 'SELECT')
+	var replident string
+	err := s.conn.QueryRow(ctx, `SELECT c.oid, has_table_privilege(c.oid, 'SELECT'), c.relkind = 'p', c.relreplident::text
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, t.Schema, t.Name).Scan(&oid, &canSelect)
+		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, t.Schema, t.Name).Scan(&oid, &canSelect, &m.partitioned, &replident)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, cdc.Permanent(fmt.Errorf("table %s does not exist in database %s", t, s.db))
 	}
@@ -80,6 +84,10 @@ func (s *Source) loadTable(ctx context.Context, t cdc.TableID) (*tableMeta, erro
 		return nil, fmt.Errorf("look up table %s: %w", t, err)
 	}
 	m.oid = *oid
+	if replident == "n" {
+		return nil, cdc.Permanent(fmt.Errorf("table %s has REPLICA IDENTITY NOTHING: publishing it would make the application's "+
+			"UPDATE and DELETE on it fail. Set REPLICA IDENTITY DEFAULT (or USING INDEX)", t))
+	}
 	if !canSelect {
 		return nil, cdc.Permanent(fmt.Errorf("table %s: the role may not SELECT from it (GRANT SELECT ON %s TO ...)", t, quoteTable(t)))
 	}
@@ -132,7 +140,8 @@ func (s *Source) ensurePublication(ctx context.Context) error {
 		return fmt.Errorf("look up publication %s: %w", s.cfg.Publication, err)
 	}
 	if !exists {
-		if _, err := s.conn.Exec(ctx, "CREATE PUBLICATION "+pub+" FOR TABLE "+list); err != nil {
+		// Partitioned tables publish their changes under the root's name.
+		if _, err := s.conn.Exec(ctx, "CREATE PUBLICATION "+pub+" FOR TABLE "+list+" WITH (publish_via_partition_root = true)"); err != nil {
 			return permanentIfPrivilege(fmt.Errorf("create publication %s (needs ownership of the tables or superuser): %w", s.cfg.Publication, err))
 		}
 		s.log.Info("created publication", "publication", s.cfg.Publication, "tables", len(want))
@@ -151,6 +160,15 @@ func (s *Source) ensurePublication(ctx context.Context) error {
 		return fmt.Errorf("read publication %s: %w", s.cfg.Publication, err)
 	}
 	slices.Sort(have)
+	var viaRoot bool
+	if err := s.conn.QueryRow(ctx, "SELECT pubviaroot FROM pg_publication WHERE pubname = $1", s.cfg.Publication).Scan(&viaRoot); err != nil {
+		return fmt.Errorf("read publication %s: %w", s.cfg.Publication, err)
+	}
+	if !viaRoot {
+		if _, err := s.conn.Exec(ctx, "ALTER PUBLICATION "+pub+" SET (publish_via_partition_root = true)"); err != nil {
+			return permanentIfPrivilege(fmt.Errorf("update publication %s: %w", s.cfg.Publication, err))
+		}
+	}
 	if slices.Equal(have, want) {
 		return nil
 	}
@@ -173,8 +191,9 @@ func (s *Source) slotInfo(ctx context.Context, name string) (slotState, error) {
 	var plugin, db string
 	var confirmed *string
 	var activePID *int32
-	err := s.conn.QueryRow(ctx, `SELECT plugin, database, confirmed_flush_lsn::text, active_pid
-		FROM pg_replication_slots WHERE slot_name = $1`, name).Scan(&plugin, &db, &confirmed, &activePID)
+	var walStatus *string
+	err := s.conn.QueryRow(ctx, `SELECT plugin, database, confirmed_flush_lsn::text, active_pid, wal_status
+		FROM pg_replication_slots WHERE slot_name = $1`, name).Scan(&plugin, &db, &confirmed, &activePID, &walStatus)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return st, nil
 	}
@@ -189,6 +208,15 @@ func (s *Source) slotInfo(ctx context.Context, name string) (slotState, error) {
 		// Usually our own previous run, killed a moment ago: the server ends
 		// that walsender soon, and the runtime retries.
 		return st, fmt.Errorf("replication slot %q is in use by server process %d", name, *activePID)
+	}
+	if walStatus != nil && *walStatus == "lost" {
+		// Invalidated (max_slot_wal_keep_size): it can never stream again.
+		s.log.Error("replication slot was invalidated by the server (max_slot_wal_keep_size): the changes it lost are gone; dropping it",
+			"slot", name)
+		if err := s.dropSlot(ctx, name); err != nil {
+			return st, err
+		}
+		return st, nil
 	}
 	st.exists = true
 	if confirmed != nil {
@@ -245,10 +273,12 @@ func (s *Source) dropSlot(ctx context.Context, name string) error {
 // snapshot taken again creates its slot under the other name while the
 // old slot still holds the changes to replay (see Open).
 func altSlotName(slot string) string {
-	if len(slot) > 61 {
-		slot = slot[:61]
+	sum := sha256.Sum256([]byte(slot + "\x00alternate"))
+	suffix := "_" + hex.EncodeToString(sum[:])[:12]
+	if len(slot) > 63-len(suffix) {
+		slot = slot[:63-len(suffix)]
 	}
-	return slot + "_b"
+	return slot + suffix
 }
 
 // permanentIfPrivilege marks privilege errors as permanent.

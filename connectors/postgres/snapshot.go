@@ -44,6 +44,16 @@ func (s *Source) beginSnapshot(ctx context.Context) error {
 	if _, err := s.conn.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+strings.ReplaceAll(s.snap.name, "'", "''")+"'"); err != nil {
 		return fmt.Errorf("snapshot: import %s: %w", s.snap.name, err)
 	}
+	// Hold ACCESS SHARE locks for the snapshot's duration, as pg_dump does:
+	// a table-rewriting ALTER TABLE committed after the consistent point
+	// would otherwise make the snapshot read the table as empty.
+	tables := make([]string, len(s.cfg.Tables))
+	for i, t := range s.cfg.Tables {
+		tables[i] = quoteTable(t)
+	}
+	if _, err := s.conn.Exec(ctx, "LOCK TABLE "+strings.Join(tables, ", ")+" IN ACCESS SHARE MODE"); err != nil {
+		return fmt.Errorf("snapshot: lock tables: %w", err)
+	}
 	s.snap.began, s.snap.at = true, time.Now()
 	s.log.Info("snapshot started", "tables", len(s.cfg.Tables), "consistent_point", s.snap.startLSN)
 	return nil
@@ -139,7 +149,11 @@ func (s *Source) readChunk(ctx context.Context, t cdc.TableID) ([]cdc.Record, er
 		keys[i] = pgx.Identifier{k}.Sanitize()
 		params[i] = fmt.Sprintf("$%d", i+1)
 	}
-	q := "SELECT " + strings.Join(cols, ", ") + " FROM " + quoteTable(t)
+	from := "ONLY " + quoteTable(t) // inheritance children are not captured
+	if s.tables[t].partitioned {
+		from = quoteTable(t) // published through its root: read every partition
+	}
+	q := "SELECT " + strings.Join(cols, ", ") + " FROM " + from
 	if sn.lastKey != nil {
 		q += " WHERE (" + strings.Join(keys, ", ") + ") > (" + strings.Join(params, ", ") + ")"
 	}

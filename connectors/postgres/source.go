@@ -128,6 +128,13 @@ var sessionParams = map[string]string{
 	"extra_float_digits": "3",
 	"bytea_output":       "hex",
 	"application_name":   "sluice",
+	// A long snapshot transaction sits idle while Kafka applies
+	// backpressure; a server-wide timeout must not kill it.
+	"idle_in_transaction_session_timeout": "0",
+	"statement_timeout":                   "0",
+	// Row-level security would silently filter the snapshot; with it off,
+	// a role that is subject to a policy gets an error instead.
+	"row_security": "off",
 }
 
 // Open connects, checks the server and tables, prepares the publication and
@@ -172,6 +179,15 @@ func (s *Source) Open(ctx context.Context, from cdc.Position) error {
 		switch {
 		case cp.Slot != base && cp.Slot != alt:
 			s.log.Warn("stored position belongs to another slot; starting afresh", "stored_slot", cp.Slot, "slot", base)
+		case slots[cp.Slot].exists && slots[cp.Slot].confirmed > lsn && s.cfg.Snapshot != SnapshotWhenNeeded:
+			// We confirm only what is stored, so our slot is never ahead of
+			// the stored position: this one was re-created since.
+			return cdc.Permanent(fmt.Errorf("replication slot %q is at %s, ahead of the stored position %s: it was re-created "+
+				"and the changes in between are lost to it. Set snapshot: when_needed (or re-snapshot) to rebuild",
+				cp.Slot, slots[cp.Slot].confirmed, lsn))
+		case slots[cp.Slot].exists && slots[cp.Slot].confirmed > lsn:
+			s.log.Warn("replication slot is ahead of the stored position (a snapshot was cut short); taking a new snapshot",
+				"slot", cp.Slot, "stored_lsn", lsn, "slot_lsn", slots[cp.Slot].confirmed)
 		case slots[cp.Slot].exists:
 			s.slot = cp.Slot
 			if other := otherSlot(cp.Slot, base, alt); slots[other].exists {

@@ -52,6 +52,7 @@ type relation struct {
 	schema   *cdc.TableSchema
 	isKey    []bool // per column: part of the record key
 	identity uint8  // replica identity: 'd', 'n', 'f', 'i'
+	ignored  bool   // not captured (any more): its changes are skipped
 }
 
 // startStream starts replication at from; transactions committed before
@@ -149,6 +150,18 @@ func (s *Source) handle(ctx context.Context, st *streamState, xld pglogrepl.XLog
 	if err != nil {
 		return false, fmt.Errorf("parse logical replication message at %s: %w", xld.WALStart, err)
 	}
+	done, err := s.apply(ctx, st, msg, xld.WALStart, b)
+	if errors.Is(err, errIgnored) {
+		return false, nil
+	}
+	return done, err
+}
+
+// errIgnored marks a change of a relation that is not captured.
+var errIgnored = errors.New("relation not captured")
+
+// apply turns one decoded message into records and state changes.
+func (s *Source) apply(ctx context.Context, st *streamState, msg pglogrepl.Message, walStart pglogrepl.LSN, b *cdc.Batch) (bool, error) {
 	switch m := msg.(type) {
 	case *pglogrepl.RelationMessage:
 		rel, err := s.relationFrom(ctx, m)
@@ -181,7 +194,7 @@ func (s *Source) handle(ctx context.Context, st *streamState, xld pglogrepl.XLog
 		if err != nil {
 			return false, err
 		}
-		b.Records = append(b.Records, s.record(st, rel, cdc.OpCreate, keyOf(rel.schema, after), nil, after, xld.WALStart))
+		b.Records = append(b.Records, s.record(st, rel, cdc.OpCreate, keyOf(rel.schema, after), nil, after, walStart))
 	case *pglogrepl.UpdateMessage:
 		if st.tx.skip {
 			return false, nil
@@ -205,11 +218,11 @@ func (s *Source) handle(ctx context.Context, st *streamState, xld pglogrepl.XLog
 			// A key change is a delete of the old key and an insert of the
 			// new one, so each Kafka key keeps a truthful history.
 			b.Records = append(b.Records,
-				s.record(st, rel, cdc.OpDelete, keyOf(rel.schema, before), before, nil, xld.WALStart),
-				s.record(st, rel, cdc.OpCreate, newKey, nil, after, xld.WALStart))
+				s.record(st, rel, cdc.OpDelete, keyOf(rel.schema, before), before, nil, walStart),
+				s.record(st, rel, cdc.OpCreate, newKey, nil, after, walStart))
 			return false, nil
 		}
-		b.Records = append(b.Records, s.record(st, rel, cdc.OpUpdate, newKey, before, after, xld.WALStart))
+		b.Records = append(b.Records, s.record(st, rel, cdc.OpUpdate, newKey, before, after, walStart))
 	case *pglogrepl.DeleteMessage:
 		if st.tx.skip {
 			return false, nil
@@ -222,17 +235,16 @@ func (s *Source) handle(ctx context.Context, st *streamState, xld pglogrepl.XLog
 		if err != nil {
 			return false, err
 		}
-		b.Records = append(b.Records, s.record(st, rel, cdc.OpDelete, keyOf(rel.schema, before), before, nil, xld.WALStart))
+		b.Records = append(b.Records, s.record(st, rel, cdc.OpDelete, keyOf(rel.schema, before), before, nil, walStart))
 	case *pglogrepl.TruncateMessage:
-		if st.tx.skip {
-			return false, nil
-		}
+		// Not captured, as in Debezium's default: a truncate has no key, and
+		// compacted topics refuse keyless records. Say so loudly: the rows
+		// stay alive on Kafka until the source is snapshotted again.
 		for _, id := range m.RelationIDs {
-			rel, err := st.rel(id)
-			if err != nil {
-				return false, err
+			if rel, err := st.rel(id); err == nil {
+				s.log.Warn("TRUNCATE is not captured: the table's rows stay on Kafka; re-snapshot the source to drop them",
+					"table", rel.id.String())
 			}
-			b.Records = append(b.Records, s.record(st, rel, cdc.OpTruncate, cdc.Row{}, nil, nil, xld.WALStart))
 		}
 	}
 	return false, nil
@@ -242,6 +254,9 @@ func (st *streamState) rel(id uint32) (*relation, error) {
 	rel, ok := st.relations[id]
 	if !ok {
 		return nil, fmt.Errorf("change for relation %d before its Relation message", id)
+	}
+	if rel.ignored {
+		return nil, errIgnored
 	}
 	return rel, nil
 }
@@ -269,7 +284,10 @@ func (s *Source) relationFrom(ctx context.Context, m *pglogrepl.RelationMessage)
 	id := cdc.TableID{Schema: m.Namespace, Name: m.RelationName}
 	meta, ok := s.tables[id]
 	if !ok {
-		return nil, fmt.Errorf("relation %s is in the publication but not in the source's tables", id)
+		// A table removed from the spec still streams the changes made
+		// before the publication dropped it.
+		s.log.Warn("ignoring changes of a table that is no longer captured", "table", id.String())
+		return &relation{id: id, ignored: true}, nil
 	}
 	// NOT NULL flags may have changed along with the columns.
 	fresh, err := s.loadTable(ctx, id)

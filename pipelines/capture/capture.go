@@ -85,16 +85,19 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("source %s: load checkpoint: %w", r.Name, err)
 	}
-	if err := r.Source.Open(ctx, from); err != nil {
-		return fmt.Errorf("source %s: open: %w", r.Name, err)
-	}
-	defer func() {
+	closeSource := func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		if err := r.Source.Close(cctx); err != nil {
 			log.Warn("closing source", "err", err)
 		}
-	}()
+	}
+	if err := r.Source.Open(ctx, from); err != nil {
+		closeSource() // a half-open source holds connections
+		return fmt.Errorf("source %s: open: %w", r.Name, err)
+	}
+	defer closeSource()
+
 	log.Info("capturing", "resume", from != nil)
 
 	tr := newTracker()

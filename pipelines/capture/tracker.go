@@ -89,10 +89,3 @@ func (t *tracker) err() error {
 	defer t.mu.Unlock()
 	return t.failed
 }
-
-// inFlight counts records handed out and not yet acknowledged.
-func (t *tracker) inFlight() uint64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.next - t.low
-}

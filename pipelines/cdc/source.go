@@ -28,7 +28,8 @@ type Batch struct {
 //     Kafka and stored, so the source may release it upstream (for example
 //     confirm the LSN to PostgreSQL). Ack must not block on Read.
 //   - Close is called once, after Read and Ack have returned for the last
-//     time; it releases connections. It does not drop replication slots.
+//     time, and also after a failed Open; it releases whatever connections
+//     exist. It does not drop replication slots.
 //
 // Errors returned by Open or Read stop this run of the source; the runtime
 // restarts it from the stored checkpoint with backoff. An error that a retry

@@ -70,7 +70,7 @@ func appendSourceSchema(b []byte, src *cdc.SourceInfo) ([]byte, error) {
 	if b, err = appendStringBody(b, src.Connector); err != nil {
 		return b, fmt.Errorf("connector: %w", err)
 	}
-	return append(b, `.Source"}`...), nil
+	return append(b, `.Source","field":"source"}`...), nil
 }
 
 // appendStringBody appends s escaped for JSON, without quotes.

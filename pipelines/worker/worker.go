@@ -120,12 +120,7 @@ func (w *Worker) runSource(ctx context.Context, src *spec.Source, opts []kgo.Opt
 	if err != nil {
 		return cdc.Permanent(err)
 	}
-	prodOpts := append(append([]kgo.Opt{}, opts...),
-		kgo.ProducerLinger(5*time.Millisecond),
-		kgo.MaxBufferedRecords(20000),
-		kgo.MaxBufferedBytes(64<<20),
-		kgo.ProducerBatchMaxBytes(1<<20),
-	)
+	prodOpts := append(append([]kgo.Opt{}, opts...), broker.ProducerOpts()...)
 	prod, err := kgo.NewClient(prodOpts...)
 	if err != nil {
 		return fmt.Errorf("producer: %w", err)
