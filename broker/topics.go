@@ -14,7 +14,7 @@ import (
 // MaxMessageBytes is the largest record batch Sluice produces and the
 // max.message.bytes of the topics it creates: rows with large text or
 // bytea values, in JSON with the schema, exceed Kafka's 1 MiB default.
-const MaxMessageBytes = 16 << 20
+const MaxMessageBytes = 4 << 20
 
 // Topics creates topics on demand, once each per process.
 type Topics struct {

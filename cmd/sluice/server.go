@@ -83,7 +83,7 @@ Without --brokers it starts an embedded Kafka-protocol broker (state under
 	fl.StringVar(&f.dataDir, "data-dir", "sluice-data", "directory for the embedded broker's state")
 	fl.StringVar(&f.kafkaListen, "kafka-listen", "127.0.0.1:9092", "address of the embedded broker (without --brokers)")
 	fl.StringSliceVarP(&f.files, "file", "f", nil, "spec files or directories to run (repeatable)")
-	fl.BoolVar(&f.syncWrites, "kafka-sync-writes", true, "embedded broker: fsync each batch before acknowledging it (survives power loss, not only a process kill)")
+	fl.BoolVar(&f.syncWrites, "kafka-sync-writes", false, "embedded broker: fsync each batch before acknowledging it, so acknowledged records survive a power loss too (slower)")
 	fl.StringSliceVar(&f.kafka.Brokers, "brokers", nil, "external Kafka bootstrap brokers host:port,... (no embedded broker)")
 	fl.BoolVar(&f.kafka.TLS, "tls", false, "connect to the brokers with TLS")
 	fl.StringVar(&f.kafka.CAFile, "tls-ca", "", "PEM file of CA certificates for the brokers")

@@ -407,16 +407,27 @@ func TestPartitionedTable(t *testing.T) {
 	waitImage(t, emb.Addr(), dsn, "public.m", []string{"id", "region"})
 }
 
-// TestLargeRow captures a row far above Kafka's default 1 MiB message size.
+// TestLargeRow captures a row above Kafka's default 1 MiB message size, and
+// stops with an error naming the table for a row above Sluice's limit.
 func TestLargeRow(t *testing.T) {
 	dsn, db := newDB(t, `CREATE TABLE b (id int PRIMARY KEY, data bytea);`)
 	emb := startBroker(t, t.TempDir(), "127.0.0.1:0")
 	defer emb.Close()
-	startCapture(t, emb.Addr(), testConfig(dsn, "b"))
-	exec(t, db, `INSERT INTO b SELECT 1, decode(string_agg(md5(g::text), ''), 'hex') FROM generate_series(1, 200000) g`) // 3.2 MB
+	run := startCapture(t, emb.Addr(), testConfig(dsn, "b"))
+	exec(t, db, `INSERT INTO b SELECT 1, decode(string_agg(md5(g::text), ''), 'hex') FROM generate_series(1, 150000) g`) // 2.4 MB
 	recs := waitImage(t, emb.Addr(), dsn, "public.b", []string{"id"})
-	if n := len(recs[0].After["data"].([]byte)); n != 3200000 {
-		t.Fatalf("captured %d bytes, want 3200000", n)
+	if n := len(recs[0].After["data"].([]byte)); n != 2400000 {
+		t.Fatalf("captured %d bytes, want 2400000", n)
+	}
+	exec(t, db, `INSERT INTO b SELECT 2, decode(string_agg(md5(g::text), ''), 'hex') FROM generate_series(1, 400000) g`) // 6.4 MB
+	select {
+	case <-run.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("capture went on past a record above the limit")
+	}
+	var pe *cdc.PermanentError
+	if !errors.As(run.err, &pe) || !strings.Contains(run.err.Error(), "public.b") || !strings.Contains(run.err.Error(), "record limit") {
+		t.Fatalf("capture ended with %v, want a permanent error naming public.b and the record limit", run.err)
 	}
 }
 

@@ -153,7 +153,7 @@ func startCaptureOf(t *testing.T, addr string, src cdc.Source) *captureRun {
 		TopicFor:    func(id cdc.TableID) string { return topicPrefix + id.Schema + "." + id.Name },
 		Encoder:     debezium.NewJSON(),
 		Checkpoints: store, Logger: testLogger(), CommitInterval: 100 * time.Millisecond,
-		Stats: &capture.Stats{},
+		Stats: &capture.Stats{}, MaxRecordBytes: broker.MaxMessageBytes,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	run := &captureRun{stats: r.Stats, cancel: cancel, done: make(chan struct{})}

@@ -57,6 +57,10 @@ type Runner struct {
 	CommitInterval time.Duration
 	// Stats, when set, counts what the runner did.
 	Stats *Stats
+	// MaxRecordBytes, when set, is the largest key+value the producer can
+	// send; a larger record stops the source with an error naming it
+	// instead of failing inside the producer.
+	MaxRecordBytes int
 }
 
 // Stats counts a runner's work; safe to read while it runs.
@@ -174,6 +178,10 @@ func (r *Runner) produce(ctx, pctx context.Context, tr *tracker, rec *cdc.Record
 	if err != nil {
 		return fmt.Errorf("source %s: encode %s: %w", r.Name, rec.Table, err)
 	}
+	if r.MaxRecordBytes > 0 && len(key)+len(val) > r.MaxRecordBytes-1024 {
+		return cdc.Permanent(fmt.Errorf("source %s: a change of %s (key %s) is %d bytes as JSON, above the %d-byte record limit",
+			r.Name, rec.Table, key, len(key)+len(val), r.MaxRecordBytes))
+	}
 	commit := rec.CommitTime
 	r.send(pctx, tr, &kgo.Record{Topic: topic, Key: key, Value: val}, commit)
 	if rec.Op == cdc.OpDelete {
@@ -231,6 +239,7 @@ func (r *Runner) commit(ctx context.Context, tr *tracker) error {
 	if err := r.Checkpoints.Save(ctx, r.Name, cp); err != nil {
 		return fmt.Errorf("source %s: store checkpoint: %w", r.Name, err)
 	}
+	tr.saved(cp)
 	r.Stats.Committed.Add(1)
 	if err := r.Source.Ack(ctx, cp); err != nil {
 		return fmt.Errorf("source %s: ack: %w", r.Name, err)

@@ -19,6 +19,10 @@ type tracker struct {
 	acked  map[uint64]bool // acknowledged seqs above low
 	cps    []pinned        // checkpoints not yet ready, in seq order
 	failed error           // first produce failure; acking stops there
+	// unsaved is the newest ready checkpoint not yet confirmed saved: it is
+	// handed out again until saved is called, so a store that failed (or
+	// was cancelled by a stop) does not lose it.
+	unsaved cdc.Position
 }
 
 type pinned struct {
@@ -70,17 +74,25 @@ func (t *tracker) done(seq uint64, err error) {
 }
 
 // ready returns the newest checkpoint whose records are all acknowledged
-// and forgets the ones before it; nil when there is none.
+// and that is not saved yet; nil when there is none.
 func (t *tracker) ready() cdc.Position {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var cp cdc.Position
 	i := 0
 	for ; i < len(t.cps) && t.cps[i].seq <= t.low; i++ {
-		cp = t.cps[i].cp
+		t.unsaved = t.cps[i].cp
 	}
 	t.cps = t.cps[i:]
-	return cp
+	return t.unsaved
+}
+
+// saved records that cp (as returned by ready) is stored.
+func (t *tracker) saved(cp cdc.Position) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if string(t.unsaved) == string(cp) {
+		t.unsaved = nil
+	}
 }
 
 // err returns the first produce failure.

@@ -14,6 +14,7 @@ func TestTracker(t *testing.T) {
 		done []uint64
 		fail uint64 // a seq whose produce fails
 		want string // ready() after the step ("" nil)
+		keep bool   // do not mark the ready checkpoint saved (its store failed)
 	}
 	tests := []struct {
 		name  string
@@ -41,6 +42,16 @@ func TestTracker(t *testing.T) {
 			{cp: "idle", done: []uint64{2}, want: ""},
 			{done: []uint64{1}, want: "idle"},
 		}},
+		{"an unsaved checkpoint is handed out again", []step{
+			{add: 1, cp: "a", done: []uint64{1}, want: "a", keep: true},
+			{want: "a"},
+			{want: ""},
+		}},
+		{"a newer checkpoint supersedes an unsaved one", []step{
+			{add: 1, cp: "a", done: []uint64{1}, want: "a", keep: true},
+			{add: 1, cp: "b", done: []uint64{2}, want: "b"},
+			{want: ""},
+		}},
 		{"a failure stops acking beyond it", []step{
 			{add: 1, cp: "a", done: []uint64{1}, want: "a"},
 			{add: 2, cp: "b", fail: 2, done: []uint64{3}, want: ""},
@@ -63,8 +74,12 @@ func TestTracker(t *testing.T) {
 				for _, d := range s.done {
 					tr.done(d, nil)
 				}
-				if got := string(tr.ready()); got != s.want {
+				got := tr.ready()
+				if string(got) != s.want {
 					t.Fatalf("step %d: ready() = %q, want %q", i, got, s.want)
+				}
+				if got != nil && !s.keep {
+					tr.saved(got)
 				}
 			}
 		})

@@ -152,6 +152,8 @@ func (w *Worker) runSource(ctx context.Context, src *spec.Source, opts []kgo.Opt
 		Checkpoints: store,
 		Logger:      w.Logger,
 		Stats:       stats,
+		// The record limit of the topics Sluice creates.
+		MaxRecordBytes: broker.MaxMessageBytes,
 	}
 	return r.Run(ctx)
 }
