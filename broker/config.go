@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -35,6 +36,9 @@ type Config struct {
 	// when a spec does not say (-1: broker default).
 	Partitions        int32
 	ReplicationFactor int16
+	// MaxRecordBytes is the largest record Sluice produces and the
+	// max.message.bytes of topics it creates (0: DefaultMaxRecordBytes).
+	MaxRecordBytes int
 }
 
 // Validate reports configuration mistakes with the flag they come from.
@@ -113,11 +117,12 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 // to batch, bounded buffers (producing blocks when they are full: that is
 // the backpressure that keeps memory flat), and batches as large as the
 // topics allow. Idempotence is kgo's default.
-func ProducerOpts() []kgo.Opt {
+// maxRecordBytes 0 means DefaultMaxRecordBytes.
+func ProducerOpts(maxRecordBytes int) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.ProducerLinger(5 * time.Millisecond),
 		kgo.MaxBufferedRecords(20000),
 		kgo.MaxBufferedBytes(64 << 20),
-		kgo.ProducerBatchMaxBytes(MaxMessageBytes),
+		kgo.ProducerBatchMaxBytes(int32(cmp.Or(maxRecordBytes, DefaultMaxRecordBytes))),
 	}
 }

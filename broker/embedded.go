@@ -64,7 +64,7 @@ func StartEmbedded(dataDir, listen string, logger *slog.Logger, options ...Embed
 		kfake.ClusterID("sluice-embedded"),
 		kfake.DataDir(dataDir),
 		kfake.DefaultNumPartitions(1),
-		kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(MaxMessageBytes)}),
+		kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(embeddedMaxMessageBytes)}),
 		// kfake binds 127.0.0.1; bind the host the operator asked for.
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
 			return net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))

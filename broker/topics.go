@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,16 +12,24 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// MaxMessageBytes is the largest record batch Sluice produces and the
-// max.message.bytes of the topics it creates: rows with large text or
-// bytea values, in JSON with the schema, exceed Kafka's 1 MiB default.
-const MaxMessageBytes = 4 << 20
+// DefaultMaxRecordBytes is the default largest record (and record batch)
+// Sluice produces, and the max.message.bytes of the topics it creates:
+// Kafka's own default. Rows with large values need more (Config.MaxRecordBytes),
+// at a memory cost: batches grow to that size.
+const DefaultMaxRecordBytes = 1 << 20
+
+// embeddedMaxMessageBytes is the embedded broker's own limit; topics carry
+// the one that applies.
+const embeddedMaxMessageBytes = 64 << 20
 
 // Topics creates topics on demand, once each per process.
 type Topics struct {
 	adm               *kadm.Client
 	partitions        int32
 	replicationFactor int16
+	// MaxMessageBytes is the max.message.bytes of created topics
+	// (default DefaultMaxRecordBytes).
+	MaxMessageBytes int
 
 	mu    sync.Mutex
 	known map[string]bool
@@ -69,7 +78,7 @@ func (t *Topics) Ensure(ctx context.Context, topic string, o TopicOptions) error
 	}
 	configs := map[string]*string{
 		"cleanup.policy":    kadm.StringPtr(policy),
-		"max.message.bytes": kadm.StringPtr(fmt.Sprint(MaxMessageBytes)),
+		"max.message.bytes": kadm.StringPtr(fmt.Sprint(cmp.Or(t.MaxMessageBytes, DefaultMaxRecordBytes))),
 	}
 	_, err := t.adm.CreateTopic(ctx, parts, rf, configs, topic)
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {

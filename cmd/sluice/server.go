@@ -94,6 +94,8 @@ Without --brokers it starts an embedded Kafka-protocol broker (state under
 	fl.StringVar(&f.kafka.SASLUser, "sasl-user", "", "SASL user")
 	fl.StringVar(&f.kafka.SASLPassword, "sasl-password", "", "SASL password (prefer env SLUICE_SASL_PASSWORD)")
 	fl.Int32Var(&f.partitions, "topic-partitions", 1, "partitions of topics Sluice creates, unless a spec says otherwise")
+	fl.IntVar(&f.kafka.MaxRecordBytes, "max-record-bytes", broker.DefaultMaxRecordBytes,
+		"largest change record (JSON) Sluice produces; also the max.message.bytes of topics it creates. Larger costs memory")
 	fl.Int16Var(&f.replication, "topic-replication-factor", -1, "replication factor of topics Sluice creates (-1: broker default)")
 	return cmd
 }

@@ -126,6 +126,10 @@ func testConfig(dsn string, tables ...string) Config {
 
 const topicPrefix = "test.src."
 
+// testMaxRecordBytes is raised (as --max-record-bytes would) so TestLargeRow
+// can send a row above Kafka's 1 MiB default.
+const testMaxRecordBytes = 8 << 20
+
 // startCapture runs a Source through the real capture runtime into the
 // broker at addr.
 func startCapture(t *testing.T, addr string, cfg Config) *captureRun {
@@ -138,12 +142,13 @@ func startCapture(t *testing.T, addr string, cfg Config) *captureRun {
 // startCaptureOf runs src through the capture runtime without waiting.
 func startCaptureOf(t *testing.T, addr string, src cdc.Source) *captureRun {
 	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, broker.ProducerOpts()...)...)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, broker.ProducerOpts(testMaxRecordBytes)...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
 	topics := broker.NewTopics(cl, 1, -1)
+	topics.MaxMessageBytes = testMaxRecordBytes
 	store, err := broker.NewStore(t.Context(), cl, topics, "_sluice.test.offsets")
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +158,7 @@ func startCaptureOf(t *testing.T, addr string, src cdc.Source) *captureRun {
 		TopicFor:    func(id cdc.TableID) string { return topicPrefix + id.Schema + "." + id.Name },
 		Encoder:     debezium.NewJSON(),
 		Checkpoints: store, Logger: testLogger(), CommitInterval: 100 * time.Millisecond,
-		Stats: &capture.Stats{}, MaxRecordBytes: broker.MaxMessageBytes,
+		Stats: &capture.Stats{}, MaxRecordBytes: testMaxRecordBytes,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	run := &captureRun{stats: r.Stats, cancel: cancel, done: make(chan struct{})}

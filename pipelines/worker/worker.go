@@ -53,6 +53,7 @@ func (w *Worker) Run(ctx context.Context, sources []*spec.Source) error {
 	}
 	defer admin.Close()
 	topics := broker.NewTopics(admin, w.Kafka.Partitions, w.Kafka.ReplicationFactor)
+	topics.MaxMessageBytes = w.maxRecordBytes()
 	var store *broker.Store
 	err = w.retry(ctx, "waiting for Kafka", func() error {
 		var err error
@@ -120,7 +121,7 @@ func (w *Worker) runSource(ctx context.Context, src *spec.Source, opts []kgo.Opt
 	if err != nil {
 		return cdc.Permanent(err)
 	}
-	prodOpts := append(append([]kgo.Opt{}, opts...), broker.ProducerOpts()...)
+	prodOpts := append(append([]kgo.Opt{}, opts...), broker.ProducerOpts(w.maxRecordBytes())...)
 	prod, err := kgo.NewClient(prodOpts...)
 	if err != nil {
 		return fmt.Errorf("producer: %w", err)
@@ -153,9 +154,16 @@ func (w *Worker) runSource(ctx context.Context, src *spec.Source, opts []kgo.Opt
 		Logger:      w.Logger,
 		Stats:       stats,
 		// The record limit of the topics Sluice creates.
-		MaxRecordBytes: broker.MaxMessageBytes,
+		MaxRecordBytes: w.maxRecordBytes(),
 	}
 	return r.Run(ctx)
+}
+
+func (w *Worker) maxRecordBytes() int {
+	if w.Kafka.MaxRecordBytes > 0 {
+		return w.Kafka.MaxRecordBytes
+	}
+	return broker.DefaultMaxRecordBytes
 }
 
 // retry calls fn with backoff until it succeeds or ctx ends, logging why
