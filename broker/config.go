@@ -124,5 +124,6 @@ func ProducerOpts(maxRecordBytes int) []kgo.Opt {
 		kgo.MaxBufferedRecords(20000),
 		kgo.MaxBufferedBytes(64 << 20),
 		kgo.ProducerBatchMaxBytes(int32(cmp.Or(maxRecordBytes, DefaultMaxRecordBytes))),
+		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.SnappyCompression(), kgo.NoCompression()),
 	}
 }
