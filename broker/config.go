@@ -41,6 +41,9 @@ type Config struct {
 	MaxRecordBytes int
 }
 
+// RecordLimit is MaxRecordBytes, or DefaultMaxRecordBytes when unset.
+func (c Config) RecordLimit() int { return cmp.Or(c.MaxRecordBytes, DefaultMaxRecordBytes) }
+
 // Validate reports configuration mistakes with the flag they come from.
 func (c Config) Validate() error {
 	var errs []error

@@ -7,12 +7,11 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/sluice-cdc/sluice/pipelines/cdc"
 )
 
-// harvest replays the deletes (and truncates) an old slot holds from its
+// harvest replays the deletes an old slot holds from its
 // confirmed position up to the new snapshot's consistent point. Inserts and
 // updates of that window need no replay: the new snapshot has their
 // outcome. Deletes do, because a snapshot cannot say "this row is gone".
@@ -64,16 +63,15 @@ func (s *Source) readHarvest(ctx context.Context) (cdc.Batch, error) {
 				return cdc.Batch{}, err
 			}
 		}
-		rctx, cancel := context.WithTimeout(ctx, time.Second)
-		msg, err := h.conn.ReceiveMessage(rctx)
-		cancel()
+		m, err := receive(ctx, h.conn)
 		if err != nil {
 			if ctx.Err() != nil {
 				return cdc.Batch{}, ctx.Err()
 			}
-			if !pgconn.Timeout(err) {
-				return cdc.Batch{}, fmt.Errorf("replay deletes from slot %s: %w", h.slot, err)
-			}
+			return cdc.Batch{}, fmt.Errorf("replay deletes from slot %s: %w", h.slot, err)
+		}
+		switch {
+		case m.timeout:
 			if len(b.Records) > 0 {
 				return b, nil
 			}
@@ -82,39 +80,18 @@ func (s *Source) readHarvest(ctx context.Context) (cdc.Batch, error) {
 			if err := h.status(ctx, true); err != nil {
 				return cdc.Batch{}, err
 			}
-			continue
-		}
-		cd, ok := msg.(*pgproto3.CopyData)
-		if !ok {
-			if er, ok := msg.(*pgproto3.ErrorResponse); ok {
-				return cdc.Batch{}, fmt.Errorf("replay deletes from slot %s: %w", h.slot, pgconn.ErrorResponseToPgError(er))
-			}
-			continue
-		}
-		if len(cd.Data) == 0 {
-			continue
-		}
-		switch cd.Data[0] {
-		case pglogrepl.PrimaryKeepaliveMessageByteID:
-			ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(cd.Data[1:])
-			if err != nil {
-				return cdc.Batch{}, fmt.Errorf("parse keepalive: %w", err)
-			}
-			if ka.ServerWALEnd >= h.until && !h.st.inTx {
+		case m.keepalive != nil:
+			if m.keepalive.ServerWALEnd >= h.until && !h.st.inTx {
 				return b, s.endHarvest(ctx)
 			}
-			if ka.ReplyRequested {
+			if m.keepalive.ReplyRequested {
 				if err := h.status(ctx, false); err != nil {
 					return cdc.Batch{}, err
 				}
 			}
-		case pglogrepl.XLogDataByteID:
-			xld, err := pglogrepl.ParseXLogData(cd.Data[1:])
-			if err != nil {
-				return cdc.Batch{}, fmt.Errorf("parse xlog data: %w", err)
-			}
+		case m.xld != nil:
 			var tx cdc.Batch
-			if _, err := s.handle(ctx, &h.st, xld, &tx); err != nil {
+			if _, err := s.handle(ctx, &h.st, *m.xld, &tx); err != nil {
 				return cdc.Batch{}, err
 			}
 			if h.st.inTx && h.st.tx.final >= h.until {
@@ -123,7 +100,7 @@ func (s *Source) readHarvest(ctx context.Context) (cdc.Batch, error) {
 				return b, s.endHarvest(ctx)
 			}
 			for _, r := range tx.Records {
-				if r.Op == cdc.OpDelete || r.Op == cdc.OpTruncate {
+				if r.Op == cdc.OpDelete {
 					b.Records = append(b.Records, r)
 				}
 			}

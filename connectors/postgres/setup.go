@@ -135,8 +135,10 @@ func (s *Source) ensurePublication(ctx context.Context) error {
 	slices.Sort(want)
 	list := strings.Join(want, ", ")
 	pub := pgx.Identifier{s.cfg.Publication}.Sanitize()
-	var exists bool
-	if err := s.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", s.cfg.Publication).Scan(&exists); err != nil {
+	var viaRoot bool
+	err := s.conn.QueryRow(ctx, "SELECT pubviaroot FROM pg_publication WHERE pubname = $1", s.cfg.Publication).Scan(&viaRoot)
+	exists := err == nil
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("look up publication %s: %w", s.cfg.Publication, err)
 	}
 	if !exists {
@@ -160,10 +162,6 @@ func (s *Source) ensurePublication(ctx context.Context) error {
 		return fmt.Errorf("read publication %s: %w", s.cfg.Publication, err)
 	}
 	slices.Sort(have)
-	var viaRoot bool
-	if err := s.conn.QueryRow(ctx, "SELECT pubviaroot FROM pg_publication WHERE pubname = $1", s.cfg.Publication).Scan(&viaRoot); err != nil {
-		return fmt.Errorf("read publication %s: %w", s.cfg.Publication, err)
-	}
 	if !viaRoot {
 		if _, err := s.conn.Exec(ctx, "ALTER PUBLICATION "+pub+" SET (publish_via_partition_root = true)"); err != nil {
 			return permanentIfPrivilege(fmt.Errorf("update publication %s: %w", s.cfg.Publication, err))

@@ -34,7 +34,6 @@ type streamState struct {
 	lastStatus time.Time     // last standby status update sent
 	lastSent   uint64        // LSN that update confirmed
 	lastBeat   time.Time     // last time we asked the server for its position
-	commitEnd  pglogrepl.LSN // end of the last transaction decoded
 }
 
 type txState struct {
@@ -85,62 +84,87 @@ func (s *Source) readStream(ctx context.Context) (cdc.Batch, error) {
 		if err := s.maybeDropOldSlot(ctx); err != nil {
 			return cdc.Batch{}, err
 		}
-		rctx, cancel := context.WithTimeout(ctx, time.Second)
-		msg, err := s.repl.ReceiveMessage(rctx)
-		cancel()
+		m, err := receive(ctx, s.repl)
 		if err != nil {
 			if ctx.Err() != nil {
 				return cdc.Batch{}, ctx.Err()
 			}
-			if pgconn.Timeout(err) {
-				if len(b.Records) > 0 {
-					return b, nil
-				}
-				continue
-			}
 			return cdc.Batch{}, classifyStreamErr(fmt.Errorf("receive from slot %s: %w", s.slot, err), s.slot)
 		}
-		switch m := msg.(type) {
-		case *pgproto3.ErrorResponse:
-			return cdc.Batch{}, classifyStreamErr(fmt.Errorf("replication stream: %w", pgconn.ErrorResponseToPgError(m)), s.slot)
-		case *pgproto3.CopyData:
-			if len(m.Data) == 0 {
-				continue
+		switch {
+		case m.timeout:
+			if len(b.Records) > 0 {
+				return b, nil
 			}
-			switch m.Data[0] {
-			case pglogrepl.PrimaryKeepaliveMessageByteID:
-				ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(m.Data[1:])
-				if err != nil {
-					return cdc.Batch{}, fmt.Errorf("parse keepalive: %w", err)
-				}
-				st.walEnd = max(st.walEnd, ka.ServerWALEnd)
-				if ka.ReplyRequested {
-					if err := s.sendStatus(ctx, false); err != nil {
-						return cdc.Batch{}, err
-					}
-				}
-				// Idle: nothing of ours is between the last checkpoint and the
-				// server's position, so that position is a checkpoint too.
-				// Storing it lets the slot advance on a quiet database.
-				if !st.inTx && len(b.Records) == 0 && st.walEnd > st.lastCp {
-					st.lastCp = st.walEnd
-					return cdc.Batch{Checkpoint: encodeCheckpoint(s.slot, st.walEnd)}, nil
-				}
-			case pglogrepl.XLogDataByteID:
-				xld, err := pglogrepl.ParseXLogData(m.Data[1:])
-				if err != nil {
-					return cdc.Batch{}, fmt.Errorf("parse xlog data: %w", err)
-				}
-				done, err := s.handle(ctx, st, xld, &b)
-				if err != nil {
+		case m.keepalive != nil:
+			st.walEnd = max(st.walEnd, m.keepalive.ServerWALEnd)
+			if m.keepalive.ReplyRequested {
+				if err := s.sendStatus(ctx, false); err != nil {
 					return cdc.Batch{}, err
 				}
-				if done || len(b.Records) >= maxBatch {
-					return b, nil
-				}
+			}
+			// Idle: nothing of ours is between the last checkpoint and the
+			// server's position, so that position is a checkpoint too.
+			// Storing it lets the slot advance on a quiet database.
+			if !st.inTx && len(b.Records) == 0 && st.walEnd > st.lastCp {
+				st.lastCp = st.walEnd
+				return cdc.Batch{Checkpoint: encodeCheckpoint(s.slot, st.walEnd)}, nil
+			}
+		case m.xld != nil:
+			done, err := s.handle(ctx, st, *m.xld, &b)
+			if err != nil {
+				return cdc.Batch{}, err
+			}
+			if done || len(b.Records) >= maxBatch {
+				return b, nil
 			}
 		}
 	}
+}
+
+// replMsg is what one receive got: a keepalive, WAL data, or nothing
+// within the poll interval (or a message of no interest: all fields zero).
+type replMsg struct {
+	timeout   bool
+	keepalive *pglogrepl.PrimaryKeepaliveMessage
+	xld       *pglogrepl.XLogData
+}
+
+// receive waits up to a second for the next message of a replication
+// stream, so callers get regular chances to send status updates.
+func receive(ctx context.Context, conn *pgconn.PgConn) (replMsg, error) {
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	msg, err := conn.ReceiveMessage(rctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil && pgconn.Timeout(err) {
+			return replMsg{timeout: true}, nil
+		}
+		return replMsg{}, err
+	}
+	switch m := msg.(type) {
+	case *pgproto3.ErrorResponse:
+		return replMsg{}, pgconn.ErrorResponseToPgError(m)
+	case *pgproto3.CopyData:
+		if len(m.Data) == 0 {
+			return replMsg{}, nil
+		}
+		switch m.Data[0] {
+		case pglogrepl.PrimaryKeepaliveMessageByteID:
+			ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(m.Data[1:])
+			if err != nil {
+				return replMsg{}, fmt.Errorf("parse keepalive: %w", err)
+			}
+			return replMsg{keepalive: &ka}, nil
+		case pglogrepl.XLogDataByteID:
+			xld, err := pglogrepl.ParseXLogData(m.Data[1:])
+			if err != nil {
+				return replMsg{}, fmt.Errorf("parse xlog data: %w", err)
+			}
+			return replMsg{xld: &xld}, nil
+		}
+	}
+	return replMsg{}, nil
 }
 
 // handle decodes one logical replication message; it returns true when a
@@ -180,7 +204,6 @@ func (s *Source) apply(ctx context.Context, st *streamState, msg pglogrepl.Messa
 		}
 		st.lastCp = m.TransactionEndLSN
 		b.Checkpoint = encodeCheckpoint(s.slot, m.TransactionEndLSN)
-		st.commitEnd = m.TransactionEndLSN
 		return true, nil
 	case *pglogrepl.InsertMessage:
 		if st.tx.skip {

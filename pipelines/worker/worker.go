@@ -53,7 +53,7 @@ func (w *Worker) Run(ctx context.Context, sources []*spec.Source) error {
 	}
 	defer admin.Close()
 	topics := broker.NewTopics(admin, w.Kafka.Partitions, w.Kafka.ReplicationFactor)
-	topics.MaxMessageBytes = w.maxRecordBytes()
+	topics.MaxMessageBytes = w.Kafka.RecordLimit()
 	var store *broker.Store
 	err = w.retry(ctx, "waiting for Kafka", func() error {
 		var err error
@@ -121,7 +121,7 @@ func (w *Worker) runSource(ctx context.Context, src *spec.Source, opts []kgo.Opt
 	if err != nil {
 		return cdc.Permanent(err)
 	}
-	prodOpts := append(append([]kgo.Opt{}, opts...), broker.ProducerOpts(w.maxRecordBytes())...)
+	prodOpts := append(append([]kgo.Opt{}, opts...), broker.ProducerOpts(w.Kafka.RecordLimit())...)
 	prod, err := kgo.NewClient(prodOpts...)
 	if err != nil {
 		return fmt.Errorf("producer: %w", err)
@@ -154,16 +154,9 @@ func (w *Worker) runSource(ctx context.Context, src *spec.Source, opts []kgo.Opt
 		Logger:      w.Logger,
 		Stats:       stats,
 		// The record limit of the topics Sluice creates.
-		MaxRecordBytes: w.maxRecordBytes(),
+		MaxRecordBytes: w.Kafka.RecordLimit(),
 	}
 	return r.Run(ctx)
-}
-
-func (w *Worker) maxRecordBytes() int {
-	if w.Kafka.MaxRecordBytes > 0 {
-		return w.Kafka.MaxRecordBytes
-	}
-	return broker.DefaultMaxRecordBytes
 }
 
 // retry calls fn with backoff until it succeeds or ctx ends, logging why
