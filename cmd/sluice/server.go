@@ -1,16 +1,17 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-cdc/sluice/broker"
 	"github.com/sluice-cdc/sluice/pipelines/spec"
 	"github.com/sluice-cdc/sluice/pipelines/worker"
+	"github.com/sluice-cdc/sluice/transforms"
 )
 
 type serverFlags struct {
@@ -28,8 +29,8 @@ func newServerCmd(lf *logFlags) *cobra.Command {
 	f := &serverFlags{}
 	cmd := &cobra.Command{
 		Use:   "server",
-		Short: "Run sources: capture database changes into Kafka",
-		Long: `Runs the sources in the given spec files until SIGINT or SIGTERM.
+		Short: "Run sources and pipelines: capture changes into Kafka, apply them to destinations",
+		Long: `Runs the sources and pipelines in the given spec files until SIGINT or SIGTERM.
 
 Without --brokers it starts an embedded Kafka-protocol broker (state under
 --data-dir, listening on --kafka-listen) that any Kafka client can use; with
@@ -43,7 +44,7 @@ Without --brokers it starts an embedded Kafka-protocol broker (state under
 			if err := spec.ValidateInstance(f.instance); err != nil {
 				return fmt.Errorf("--instance: %w", err)
 			}
-			sources, err := loadSources(f.files)
+			sources, pipelines, err := loadSpecs(f.files)
 			if err != nil {
 				return err
 			}
@@ -69,8 +70,9 @@ Without --brokers it starts an embedded Kafka-protocol broker (state under
 				kc.Brokers = []string{emb.Addr()}
 			}
 			w := &worker.Worker{Instance: f.instance, Kafka: kc, Logger: log}
-			log.Info("sluice server starting", "instance", f.instance, "sources", len(sources), "version", version)
-			err = w.Run(cmd.Context(), sources)
+			log.Info("sluice server starting", "instance", f.instance, "sources", len(sources),
+				"pipelines", len(pipelines), "version", version)
+			err = w.Run(cmd.Context(), sources, pipelines)
 			log.Info("sluice server stopped")
 			if cmd.Context().Err() != nil {
 				return nil
@@ -100,33 +102,46 @@ Without --brokers it starts an embedded Kafka-protocol broker (state under
 	return cmd
 }
 
-// loadSources parses and validates the spec files; every problem is
-// reported with its file and field path.
-func loadSources(files []string) ([]*spec.Source, error) {
+// loadSpecs parses and validates the spec files; every problem is
+// reported with its file and field path. A pipeline must name a source of
+// the same files, and its stages must compile.
+func loadSpecs(files []string) ([]*spec.Source, []*spec.Pipeline, error) {
 	if len(files) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	specs, err := spec.ParseFiles(files...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []*spec.Source
-	seen := map[string]bool{}
-	var unsupported []string
+	return checkSpecs(specs)
+}
+
+// checkSpecs splits specs into sources and pipelines and checks what a
+// pipeline refers to: its source, and that its stages compile.
+func checkSpecs(specs []spec.Spec) ([]*spec.Source, []*spec.Pipeline, error) {
+	var sources []*spec.Source
+	var pipelines []*spec.Pipeline
+	bySource := map[string]*spec.Source{}
 	for _, s := range specs {
 		switch v := s.(type) {
 		case *spec.Source:
-			if seen[v.Name] {
-				return nil, fmt.Errorf("source %q is defined twice", v.Name)
-			}
-			seen[v.Name] = true
-			out = append(out, v)
-		default:
-			unsupported = append(unsupported, fmt.Sprintf("%s %q", s.Kind(), s.Ident()))
+			sources = append(sources, v)
+			bySource[v.Name] = v
+		case *spec.Pipeline:
+			pipelines = append(pipelines, v)
 		}
 	}
-	if len(unsupported) > 0 {
-		return nil, fmt.Errorf("this version of sluice server runs sources only; cannot run %s", strings.Join(unsupported, ", "))
+	var errs []error
+	for _, p := range pipelines {
+		if err := p.CheckReferences(bySource); err != nil {
+			errs = append(errs, fmt.Errorf("pipeline %q: %w", p.Name, err))
+		}
+		if _, err := transforms.Compile(p.Stages); err != nil {
+			errs = append(errs, fmt.Errorf("pipeline %q: %w", p.Name, err))
+		}
 	}
-	return out, nil
+	if len(errs) > 0 {
+		return nil, nil, errors.Join(errs...)
+	}
+	return sources, pipelines, nil
 }

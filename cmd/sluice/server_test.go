@@ -5,10 +5,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sluice-cdc/sluice/pipelines/examples"
 )
 
-func TestLoadSources(t *testing.T) {
+func TestLoadSpecs(t *testing.T) {
 	const src = "kind: Source\nname: a\npostgres:\n  dsn: ${env:X}\n  tables: [t]\n"
+	const pipe = "kind: Pipeline\nname: p\nsink: {postgres: {dsn: x}}\nstages: [{drop: [x]}]\nfrom:\n  source: a\n"
 	tests := []struct {
 		name  string
 		files map[string]string
@@ -19,7 +22,12 @@ func TestLoadSources(t *testing.T) {
 		{"two files", map[string]string{"a.yaml": src, "b.yml": strings.Replace(src, "name: a", "name: b", 1)}, "", 2},
 		{"same name twice", map[string]string{"a.yaml": src, "b.yaml": src}, `"a"`, 0},
 		{"bad field path", map[string]string{"a.yaml": src + "  bogus: 1\n"}, "postgres.bogus", 0},
-		{"pipeline not runnable yet", map[string]string{"a.yaml": src + "---\nkind: Pipeline\nname: p\nfrom: {source: a}\n"}, "runs sources only", 0},
+		{"source and pipeline", map[string]string{"a.yaml": src + "---\n" + pipe}, "", 2},
+		{"pipeline of an unknown source", map[string]string{"a.yaml": src + "---\n" + strings.Replace(pipe, "source: a", "source: b", 1)},
+			`pipeline "p": from.source: no source named "b"`, 0},
+		{"pipeline of a table the source does not capture", map[string]string{"a.yaml": src + "---\n" + pipe + "  tables: [u]\n"},
+			`pipeline "p": from.tables[0]: source "a" does not capture public.u`, 0},
+		{"the examples", map[string]string{"e.yaml": examplesYAML(t)}, "", 6},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -29,16 +37,25 @@ func TestLoadSources(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			got, err := loadSources([]string{dir})
+			sources, pipelines, err := loadSpecs([]string{dir})
+			got := len(sources) + len(pipelines)
 			if tt.want != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.want) {
 					t.Fatalf("error %v, want one containing %q", err, tt.want)
 				}
 				return
 			}
-			if err != nil || len(got) != tt.n {
-				t.Fatalf("got %d sources, err %v; want %d", len(got), err, tt.n)
+			if err != nil || got != tt.n {
+				t.Fatalf("got %d specs, err %v; want %d", got, err, tt.n)
 			}
 		})
 	}
+}
+
+func examplesYAML(t *testing.T) string {
+	b, err := examples.FS.ReadFile("elmis-to-v3.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

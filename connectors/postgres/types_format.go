@@ -25,7 +25,6 @@ func formatText(col cdc.Column, v any) (string, error) {
 }
 
 func formatKind(col cdc.Column, v any) (string, error) {
-	bad := fmt.Errorf("%s column holds %T", col.Kind, v)
 	switch col.Kind {
 	case cdc.KindBool:
 		if x, ok := v.(bool); ok {
@@ -94,7 +93,7 @@ func formatKind(col cdc.Column, v any) (string, error) {
 	default:
 		return "", fmt.Errorf("unsupported kind %s", col.Kind)
 	}
-	return "", bad
+	return "", fmt.Errorf("%s column holds %T", col.Kind, v)
 }
 
 func formatFloat(f float64, bits int) string {

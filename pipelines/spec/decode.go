@@ -130,6 +130,8 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 		d.mapping(n, path, v)
 	case t.Kind() == reflect.Slice:
 		d.sequence(n, path, v)
+	case t.Kind() == reflect.Map && t.Key().Kind() == reflect.String:
+		d.dict(n, path, v)
 	default:
 		d.scalar(n, path, v)
 	}
@@ -197,6 +199,34 @@ func (d *decoder) mapping(n *yaml.Node, path string, v reflect.Value, skip ...st
 		d.lines[p] = key.Line
 		d.decode(kv[1], p, v.Field(i))
 	}
+}
+
+// dict decodes the mapping n into the map v (string keys), each value at
+// path[key].
+func (d *decoder) dict(n *yaml.Node, path string, v reflect.Value) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, path, "want a mapping, got %s", nodeDesc(n))
+		return
+	}
+	m := reflect.MakeMap(v.Type())
+	seen := map[string]int{}
+	for _, kv := range d.pairs(n, path, map[*yaml.Node]bool{}) {
+		key := kv[0]
+		p := joinPath(path, key.Value)
+		if line, dup := seen[key.Value]; dup {
+			d.fail(key, p, "duplicate field (first on line %d)", line)
+			continue
+		}
+		seen[key.Value] = key.Line
+		d.lines[p] = key.Line
+		elem := reflect.New(v.Type().Elem()).Elem()
+		d.decode(kv[1], p, elem)
+		m.SetMapIndex(reflect.ValueOf(key.Value).Convert(v.Type().Key()), elem)
+	}
+	v.Set(m)
 }
 
 // pairs returns the key/value pairs of mapping n with YAML merge keys

@@ -62,7 +62,7 @@ func TestParseFiles(t *testing.T) {
 		}
 		return p
 	}
-	write("b.json", `{"kind": "Pipeline", "name": "p", "from": {"source": "elmis"}}`)
+	write("b.json", `{"kind": "Pipeline", "name": "p", "from": {"source": "elmis"}, "sink": {"postgres": {"dsn": "x"}}}`)
 	write("a.yaml", goodSource)
 	write("c.yml", strings.ReplaceAll(goodSource, "elmis", "other"))
 	write("notes.txt", "not a spec")

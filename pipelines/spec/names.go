@@ -116,6 +116,18 @@ func DeadLetterTopic(instance, pipeline string) string {
 	return topic("_sluice.", instance, "dlq", pipeline)
 }
 
+// OffsetsTable returns the name of the destination table where a
+// pipeline's sink stores the Kafka offsets it applied:
+// _sluice_<instance>_<pipeline>_offsets, at most 63 bytes (a hash suffix
+// replaces what does not fit). Sinks always quote it.
+func OffsetsTable(instance, pipeline string) string {
+	const suffix = "_offsets"
+	inst := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' }
+	pipe := func(c byte) bool { return inst(c) || c == '_' }
+	return derive("_sluice_", '_', maxPGIdent-len(suffix), []string{instance, pipeline},
+		[]func(byte) bool{inst, pipe}) + suffix
+}
+
 func topic(prefix string, parts ...string) string {
 	legal := func(c byte) bool {
 		return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'

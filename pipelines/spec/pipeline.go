@@ -3,25 +3,30 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 
+	"github.com/sluice-cdc/sluice/pipelines/cdc"
 	"gopkg.in/yaml.v3"
 )
 
-// Pipeline is a pipeline spec (kind: Pipeline). For now only Name and From
-// are typed and validated. Stages, Sink and Tests are kept as raw YAML
-// nodes and are not checked (beyond stages being a list) until the
-// pipeline spec is specified; their JSON encoding is not meaningful yet.
+// Pipeline is a pipeline spec (kind: Pipeline): which source tables it
+// consumes, the stages that reshape each record, and the sink that applies
+// the result. Tests is kept as raw YAML for the stage test runner.
+//
+// Parse sets the defaults before decoding; a spec built in Go should call
+// SetDefaults before Validate.
 type Pipeline struct {
 	// Name identifies the pipeline; see ValidateName.
 	Name string `yaml:"name" json:"name"`
 	// From says which source's topics the pipeline consumes.
 	From From `yaml:"from" json:"from"`
-	// Stages are the raw transform stages, in order. Not validated yet.
-	Stages []yaml.Node `yaml:"stages,omitempty"`
-	// Sink is the raw sink block. Not validated yet.
-	Sink yaml.Node `yaml:"sink,omitempty"`
-	// Tests is the raw tests block. Not validated yet.
-	Tests yaml.Node `yaml:"tests,omitempty"`
+	// Stages transform each record, in order.
+	Stages []Stage `yaml:"stages,omitempty" json:"stages,omitempty"`
+	// Sink applies the records to the destination.
+	Sink Sink `yaml:"sink" json:"sink"`
+	// Tests is the raw tests block, read by the stage test runner.
+	Tests yaml.Node `yaml:"tests,omitempty" json:"-"`
 }
 
 // From names what a pipeline consumes.
@@ -29,9 +34,103 @@ type From struct {
 	// Source is the name of the source.
 	Source string `yaml:"source" json:"source"`
 	// Tables, when given, are distinct tables of the source, spelled as
-	// in Postgres.Tables.
+	// in Postgres.Tables; without them the pipeline reads every table of
+	// the source.
 	Tables []string `yaml:"tables,omitempty" json:"tables,omitempty"`
 }
+
+// Stage is one transform stage: exactly one of its fields is set. The
+// transforms package compiles stages into functions.
+type Stage struct {
+	// Rename renames the destination table and fields.
+	Rename *RenameStage `yaml:"rename,omitempty" json:"rename,omitempty"`
+	// Drop removes the named fields.
+	Drop []string `yaml:"drop,omitempty" json:"drop,omitempty"`
+	// Keep removes every field except the named ones (and the key).
+	Keep []string `yaml:"keep,omitempty" json:"keep,omitempty"`
+}
+
+// RenameStage renames a record's table and fields.
+type RenameStage struct {
+	// Table is the destination table, "schema.table" or "table" (schema
+	// public), as the catalog spells it.
+	Table string `yaml:"table,omitempty" json:"table,omitempty"`
+	// Fields maps source field names to destination names.
+	Fields map[string]string `yaml:"fields,omitempty" json:"fields,omitempty"`
+}
+
+// stageKinds lists the stage names in the order error messages give them,
+// with whether a stage has that one set.
+var stageKinds = []struct {
+	name string
+	set  func(*Stage) bool
+}{
+	{"rename", func(s *Stage) bool { return s.Rename != nil }},
+	{"drop", func(s *Stage) bool { return s.Drop != nil }},
+	{"keep", func(s *Stage) bool { return s.Keep != nil }},
+}
+
+// Kind returns the name of the stage's kind ("rename", "drop", ...), or
+// "" when not exactly one is set.
+func (s *Stage) Kind() string {
+	kind := ""
+	for _, k := range stageKinds {
+		if k.set(s) {
+			if kind != "" {
+				return ""
+			}
+			kind = k.name
+		}
+	}
+	return kind
+}
+
+// Sink says where and how a pipeline applies its records. Exactly one
+// connector block (for now only Postgres) is set.
+type Sink struct {
+	Postgres *PostgresSink `yaml:"postgres,omitempty" json:"postgres,omitempty"`
+	// Mode is how changes are written: upsert (default), insert or
+	// history.
+	Mode SinkMode `yaml:"mode" json:"mode"`
+	// CreateTables creates missing destination tables (and adds missing
+	// columns) from the source schema.
+	CreateTables bool `yaml:"create_tables" json:"create_tables"`
+	// BatchRows bounds the records applied in one destination transaction:
+	// default 5000, 1 to 100000.
+	BatchRows int `yaml:"batch_rows" json:"batch_rows"`
+}
+
+// PostgresSink is the connector block of a PostgreSQL sink.
+type PostgresSink struct {
+	// DSN is a postgres:// URL or a keyword/value connection string. It
+	// may hold secret references; see Resolve.
+	DSN string `yaml:"dsn" json:"dsn"`
+	// OffsetsSchema is the destination schema of the table where the
+	// pipeline stores the Kafka offsets it applied (default public).
+	OffsetsSchema string `yaml:"offsets_schema" json:"offsets_schema"`
+}
+
+// SinkMode is how a sink writes changes.
+type SinkMode string
+
+// The sink modes.
+const (
+	// SinkUpsert keeps the latest image of every row: inserts and updates
+	// upsert, deletes delete (default).
+	SinkUpsert SinkMode = "upsert"
+	// SinkInsert appends every inserted, read or updated row as a new
+	// row; deletes are skipped.
+	SinkInsert SinkMode = "insert"
+	// SinkHistory appends every change, deletes included, with its
+	// operation and source position.
+	SinkHistory SinkMode = "history"
+)
+
+// The defaults and limits of a Pipeline.
+const (
+	DefaultBatchRows = 5000
+	MaxBatchRows     = 100000
+)
 
 // Kind returns KindPipeline.
 func (p *Pipeline) Kind() Kind { return KindPipeline }
@@ -39,18 +138,228 @@ func (p *Pipeline) Kind() Kind { return KindPipeline }
 // Ident returns the pipeline's name.
 func (p *Pipeline) Ident() string { return p.Name }
 
-// Validate checks Name and From only (see Pipeline) and returns the
-// errors.Join of every problem, each a *FieldError.
+// SetDefaults sets the defaults of the fields a spec may leave out.
+func (p *Pipeline) SetDefaults() { p.Sink.SetDefaults() }
+
+// SetDefaults sets the sink's defaults.
+func (s *Sink) SetDefaults() {
+	if s.Mode == "" {
+		s.Mode = SinkUpsert
+	}
+	if s.BatchRows == 0 {
+		s.BatchRows = DefaultBatchRows
+	}
+}
+
+// SetDefaults sets the PostgreSQL sink's defaults.
+func (p *PostgresSink) SetDefaults() {
+	if p.OffsetsSchema == "" {
+		p.OffsetsSchema = DefaultSchema
+	}
+}
+
+// Validate returns the errors.Join of every problem of the pipeline, each
+// a *FieldError. It checks the pipeline on its own; CheckReferences checks
+// it against the sources.
 func (p *Pipeline) Validate() error {
 	var errs []error
+	add := func(path, format string, args ...any) {
+		errs = append(errs, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
 	if err := ValidateName(p.Name); err != nil {
-		errs = append(errs, &FieldError{Path: "name", Msg: err.Error()})
+		add("name", "%v", err)
 	}
 	if p.From.Source == "" {
-		errs = append(errs, &FieldError{Path: "from.source", Msg: "required"})
+		add("from.source", "required")
 	} else if err := ValidateName(p.From.Source); err != nil {
-		errs = append(errs, &FieldError{Path: "from.source", Msg: fmt.Sprintf("not a source name: %v", err)})
+		add("from.source", "not a source name: %v", err)
 	}
 	errs = append(errs, validateTables("from.tables", p.From.Tables)...)
+	for i := range p.Stages {
+		errs = append(errs, p.Stages[i].validate(fmt.Sprintf("stages[%d]", i))...)
+	}
+	errs = append(errs, p.Sink.validate("sink")...)
+	return errors.Join(errs...)
+}
+
+func (s *Stage) validate(path string) []error {
+	var errs []error
+	add := func(path, format string, args ...any) {
+		errs = append(errs, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+	var names, set []string
+	for _, k := range stageKinds {
+		names = append(names, k.name)
+		if k.set(s) {
+			set = append(set, k.name)
+		}
+	}
+	if len(set) != 1 {
+		add(path, "a stage needs exactly one of: %s", strings.Join(names, ", "))
+		return errs
+	}
+	switch {
+	case s.Rename != nil:
+		r := s.Rename
+		if r.Table == "" && len(r.Fields) == 0 {
+			add(path+".rename", "needs table, fields or both")
+		}
+		if r.Table != "" {
+			for _, err := range validateTables(path+".rename.table", []string{r.Table}) {
+				fe := err.(*FieldError)
+				errs = append(errs, &FieldError{Path: path + ".rename.table", Msg: fe.Msg})
+			}
+		}
+		errs = append(errs, validateRenames(path+".rename.fields", r.Fields)...)
+	case s.Drop != nil:
+		errs = append(errs, validateFields(path+".drop", s.Drop)...)
+	case s.Keep != nil:
+		errs = append(errs, validateFields(path+".keep", s.Keep)...)
+	}
+	return errs
+}
+
+// validateRenames checks a field rename map: names not empty, no two
+// fields renamed to the same name.
+func validateRenames(path string, m map[string]string) []error {
+	var errs []error
+	from := make([]string, 0, len(m))
+	for k := range m {
+		from = append(from, k)
+	}
+	sort.Strings(from)
+	to := map[string]string{}
+	for _, k := range from {
+		p := joinPath(path, k)
+		v := m[k]
+		switch {
+		case k == "":
+			errs = append(errs, &FieldError{Path: p, Msg: "empty field name"})
+		case v == "":
+			errs = append(errs, &FieldError{Path: p, Msg: "want the new field name"})
+		case to[v] != "":
+			errs = append(errs, &FieldError{Path: p, Msg: fmt.Sprintf("%q is also the new name of %q", v, to[v])})
+		default:
+			to[v] = k
+		}
+	}
+	return errs
+}
+
+// validateFields checks a list of field names: at least one, none empty,
+// none twice.
+func validateFields(path string, fields []string) []error {
+	if len(fields) == 0 {
+		return []error{&FieldError{Path: path, Msg: "want at least one field"}}
+	}
+	var errs []error
+	first := map[string]int{}
+	for i, f := range fields {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		if f == "" {
+			errs = append(errs, &FieldError{Path: p, Msg: "empty field name"})
+			continue
+		}
+		if j, dup := first[f]; dup {
+			errs = append(errs, &FieldError{Path: p, Msg: fmt.Sprintf("duplicate of %s[%d]", path, j)})
+			continue
+		}
+		first[f] = i
+	}
+	return errs
+}
+
+func (s *Sink) validate(path string) []error {
+	var errs []error
+	add := func(path, format string, args ...any) {
+		errs = append(errs, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+	if s.Postgres == nil {
+		add(path, "a sink needs exactly one of: postgres")
+	} else {
+		pg := s.Postgres
+		if pg.DSN == "" {
+			add(path+".postgres.dsn", "required")
+		} else if err := checkRefs(pg.DSN); err != nil {
+			add(path+".postgres.dsn", "%v", err)
+		}
+		if !pgName.MatchString(pg.OffsetsSchema) && pg.OffsetsSchema != "" {
+			add(path+".postgres.offsets_schema", "must match [a-z0-9_]{1,63}")
+		}
+	}
+	switch s.Mode {
+	case SinkUpsert, SinkInsert, SinkHistory:
+	default:
+		add(path+".mode", "want one of %s, %s, %s", SinkUpsert, SinkInsert, SinkHistory)
+	}
+	if s.BatchRows < 1 || s.BatchRows > MaxBatchRows {
+		add(path+".batch_rows", "must be 1 to %d", MaxBatchRows)
+	}
+	return errs
+}
+
+// SourceTables returns the source tables the pipeline reads: From.Tables,
+// or every table of src when From.Tables is empty.
+func (p *Pipeline) SourceTables(src *Source) ([]cdc.TableID, error) {
+	if len(p.From.Tables) == 0 {
+		if src.Postgres == nil {
+			return nil, fmt.Errorf("pipeline %q: source %q has no tables", p.Name, src.Name)
+		}
+		return src.Postgres.TableIDs()
+	}
+	ids := make([]cdc.TableID, len(p.From.Tables))
+	for i, t := range p.From.Tables {
+		id, err := cdc.ParseTableID(t, DefaultSchema)
+		if err != nil {
+			return nil, fmt.Errorf("from.tables[%d]: %w", i, err)
+		}
+		ids[i] = id
+	}
+	return ids, nil
+}
+
+// Resolved returns a copy of p with the secret references of its sink DSN
+// expanded (see Source.Resolved). Never store or log the copy.
+func (p *Pipeline) Resolved() (*Pipeline, error) {
+	c := *p
+	if p.Sink.Postgres != nil {
+		pg := *p.Sink.Postgres
+		dsn, err := Resolve(pg.DSN)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %q: sink.postgres.dsn: %w", p.Name, err)
+		}
+		pg.DSN = dsn
+		c.Sink.Postgres = &pg
+	}
+	return &c, nil
+}
+
+// CheckReferences checks what a pipeline names outside itself: its source
+// must be among sources and its tables among the source's tables. It
+// returns the errors.Join of *FieldError.
+func (p *Pipeline) CheckReferences(sources map[string]*Source) error {
+	src, ok := sources[p.From.Source]
+	if !ok {
+		return &FieldError{Path: "from.source", Msg: fmt.Sprintf("no source named %q", p.From.Source)}
+	}
+	if src.Postgres == nil {
+		return nil
+	}
+	have, err := src.Postgres.TableIDs()
+	if err != nil {
+		return err
+	}
+	known := map[cdc.TableID]bool{}
+	for _, t := range have {
+		known[t] = true
+	}
+	var errs []error
+	for i, t := range p.From.Tables {
+		id, err := cdc.ParseTableID(t, DefaultSchema)
+		if err == nil && !known[id] {
+			errs = append(errs, &FieldError{Path: fmt.Sprintf("from.tables[%d]", i),
+				Msg: fmt.Sprintf("source %q does not capture %s", src.Name, id)})
+		}
+	}
 	return errors.Join(errs...)
 }

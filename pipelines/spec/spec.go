@@ -57,7 +57,9 @@ func newSpec(k Kind) (Spec, bool) {
 		s.SetDefaults()
 		return s, true
 	case KindPipeline:
-		return new(Pipeline), true
+		p := new(Pipeline)
+		p.SetDefaults()
+		return p, true
 	}
 	return nil, false
 }
@@ -230,7 +232,7 @@ func parse(data []byte, filename string) ([]located, []error) {
 	if strings.EqualFold(filepath.Ext(filename), ".json") {
 		roots, err = jsonDocuments(data)
 	} else {
-		roots, err = yamlDocuments(data)
+		roots, err = yamlDocuments(quoteRefs(data))
 	}
 	var docs []located
 	var errs []error

@@ -152,6 +152,7 @@ postgres:
 		{"unknown kind", "kind: Sink\nname: a\n",
 			[]string{`doc[0] (f.yaml:1): kind: unknown kind "Sink" (want Source or Pipeline)`}},
 		{"pipeline", "kind: Pipeline\nname: p\nfrom: {tables: [a, public.a]}\nstages: {a: 1}\nbogus: 1\n", []string{
+			`doc[0] Pipeline "p" (f.yaml:1): sink: a sink needs exactly one of: postgres`,
 			`doc[0] Pipeline "p" (f.yaml:3): from.source: required`,
 			`doc[0] Pipeline "p" (f.yaml:3): from.tables[1]: duplicate of from.tables[0] (public.a)`,
 			`doc[0] Pipeline "p" (f.yaml:4): stages: want a list, got a mapping`,
@@ -160,7 +161,7 @@ postgres:
 		// yaml.v3 gives the line of some syntax errors one too low.
 		{"syntax error", "kind: Source\nname: [a\n",
 			[]string{`doc[0] (f.yaml): yaml: line 1: did not find expected ',' or ']'`}},
-		{"unquoted reference in flow mapping", "kind: Source\nname: a\npostgres: {dsn: ${env:X}, tables: [t]}\n",
+		{"unquoted reference inside a flow mapping value", "kind: Source\nname: a\npostgres: {dsn: a${env:X}, tables: [t]}\n",
 			[]string{`doc[0] (f.yaml): yaml: line 2: did not find expected ',' or '}' (hint: a ${...} reference inside {...} or [...] must be quoted: "${env:X}")`}},
 	}
 	for _, tt := range tests {
@@ -211,7 +212,7 @@ name: requisitions-to-v3
 from: {source: elmis, tables: [public.requisitions]}
 stages:
   - rename: {table: requisition.requisitions}
-  - filter: {expr: 'after.status != "INITIATED"'}
+  - drop: [draft_note]
 sink:
   postgres: {dsn: "${env:V3_DSN}"}
 tests:
@@ -227,12 +228,12 @@ tests:
 	}
 	p := specs[1].(*Pipeline)
 	if p.Ident() != "requisitions-to-v3" || p.From.Source != "elmis" || len(p.Stages) != 2 ||
-		p.Sink.Kind == 0 || p.Tests.Kind == 0 {
+		p.Sink.Postgres == nil || p.Sink.Mode != SinkUpsert || p.Sink.BatchRows != DefaultBatchRows || p.Tests.Kind == 0 {
 		t.Fatalf("pipeline = %+v", p)
 	}
 	// Lines count from the start of the file, across documents; the
 	// index counts empty documents too.
-	_, err = Parse([]byte(in+"---\nkind: Pipeline\nname: requisitions-to-v3\nfrom: {source: Elmis}\n"), "all.yaml")
+	_, err = Parse([]byte(in+"---\nkind: Pipeline\nname: requisitions-to-v3\nfrom: {source: Elmis}\nsink: {postgres: {dsn: x}}\n"), "all.yaml")
 	want := `doc[4] Pipeline "requisitions-to-v3" (all.yaml:25): from.source: not a source name: must match [a-z0-9][a-z0-9_-]{0,62}: it becomes part of slot and topic names`
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
@@ -246,7 +247,7 @@ func TestParseDuplicateNames(t *testing.T) {
 		t.Fatalf("got %v, want %s", err, want)
 	}
 	// A source and a pipeline may share a name.
-	if _, err := Parse([]byte(goodSource+"---\nkind: Pipeline\nname: elmis\nfrom: {source: elmis}\n"), "f.yaml"); err != nil {
+	if _, err := Parse([]byte(goodSource+"---\nkind: Pipeline\nname: elmis\nfrom: {source: elmis}\nsink: {postgres: {dsn: x}}\n"), "f.yaml"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,7 +1,8 @@
-// Package worker runs the sources (and, later, pipelines) assigned to one
-// `sluice server` process. Each runs under its own supervisor: a failure is
-// logged and retried with backoff from the last stored checkpoint, and never
-// stops the others.
+// Package worker runs the sources and pipelines assigned to one `sluice
+// server` process. Each runs under its own supervisor: a failure is logged
+// and retried with backoff from the last stored position (a source's
+// checkpoint, a pipeline's offsets in its destination), and never stops the
+// others.
 package worker
 
 import (
@@ -18,20 +19,23 @@ import (
 
 	"github.com/sluice-cdc/sluice/broker"
 	"github.com/sluice-cdc/sluice/connectors/postgres"
+	"github.com/sluice-cdc/sluice/pipelines/apply"
 	"github.com/sluice-cdc/sluice/pipelines/capture"
 	"github.com/sluice-cdc/sluice/pipelines/cdc"
 	"github.com/sluice-cdc/sluice/pipelines/debezium"
 	"github.com/sluice-cdc/sluice/pipelines/spec"
+	"github.com/sluice-cdc/sluice/transforms"
 )
 
-// Worker runs sources against one Kafka cluster.
+// Worker runs sources and pipelines against one Kafka cluster.
 type Worker struct {
 	Instance string
 	Kafka    broker.Config
 	Logger   *slog.Logger
 
-	mu    sync.Mutex
-	stats map[string]*capture.Stats
+	mu            sync.Mutex
+	stats         map[string]*capture.Stats
+	pipelineStats map[string]*apply.Stats
 }
 
 // Stats returns the live counters of a running source (nil if unknown).
@@ -41,8 +45,27 @@ func (w *Worker) Stats(source string) *capture.Stats {
 	return w.stats[source]
 }
 
-// Run runs every source until ctx is cancelled, then stops them cleanly.
-func (w *Worker) Run(ctx context.Context, sources []*spec.Source) error {
+// PipelineStats returns the live counters of a running pipeline (nil if
+// unknown).
+func (w *Worker) PipelineStats(pipeline string) *apply.Stats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pipelineStats[pipeline]
+}
+
+// Run runs every source and pipeline until ctx is cancelled, then stops
+// them cleanly. Every pipeline's source must be among sources (see
+// spec.Pipeline.CheckReferences).
+func (w *Worker) Run(ctx context.Context, sources []*spec.Source, pipelines []*spec.Pipeline) error {
+	bySource := map[string]*spec.Source{}
+	for _, s := range sources {
+		bySource[s.Name] = s
+	}
+	for _, p := range pipelines {
+		if err := p.CheckReferences(bySource); err != nil {
+			return fmt.Errorf("pipeline %q: %w", p.Name, err)
+		}
+	}
 	opts, err := w.Kafka.ClientOpts()
 	if err != nil {
 		return fmt.Errorf("kafka: %w", err)
@@ -64,32 +87,48 @@ func (w *Worker) Run(ctx context.Context, sources []*spec.Source) error {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	w.mu.Lock()
+	w.stats, w.pipelineStats = map[string]*capture.Stats{}, map[string]*apply.Stats{}
+	w.mu.Unlock()
 	for _, src := range sources {
+		stats := &capture.Stats{}
+		w.mu.Lock()
+		w.stats[src.Name] = stats
+		w.mu.Unlock()
+		log := w.Logger.With("source", src.Name)
 		g.Go(func() error {
-			w.supervise(gctx, src, opts, topics, store)
+			w.supervise(gctx, "source", log, func(ctx context.Context) error {
+				return w.runSource(ctx, src, opts, topics, store, stats, log)
+			})
+			return nil
+		})
+	}
+	for _, p := range pipelines {
+		stats := &apply.Stats{}
+		w.mu.Lock()
+		w.pipelineStats[p.Name] = stats
+		w.mu.Unlock()
+		log := w.Logger.With("pipeline", p.Name)
+		g.Go(func() error {
+			w.supervise(gctx, "pipeline", log, func(ctx context.Context) error {
+				return w.runPipeline(ctx, p, bySource[p.From.Source], opts, topics, stats, log)
+			})
 			return nil
 		})
 	}
 	return g.Wait()
 }
 
-// supervise runs one source until ctx ends, restarting it after failures.
-func (w *Worker) supervise(ctx context.Context, src *spec.Source, opts []kgo.Opt, topics *broker.Topics, store *broker.Store) {
-	log := w.Logger.With("source", src.Name)
+// supervise runs one source or pipeline until ctx ends, restarting it
+// after failures.
+func (w *Worker) supervise(ctx context.Context, what string, log *slog.Logger, run func(context.Context) error) {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval = time.Second, time.Minute
-	stats := &capture.Stats{}
-	w.mu.Lock()
-	if w.stats == nil {
-		w.stats = map[string]*capture.Stats{}
-	}
-	w.stats[src.Name] = stats
-	w.mu.Unlock()
 	for {
 		started := time.Now()
-		err := w.runSource(ctx, src, opts, topics, store, stats, log)
+		err := run(ctx)
 		if ctx.Err() != nil {
-			log.Info("source stopped")
+			log.Info(what + " stopped")
 			return
 		}
 		if time.Since(started) > 2*time.Minute {
@@ -99,9 +138,9 @@ func (w *Worker) supervise(ctx context.Context, src *spec.Source, opts []kgo.Opt
 		var perm *cdc.PermanentError
 		if errors.As(err, &perm) {
 			wait = max(wait, 30*time.Second)
-			log.Error("source failed; it needs an operator's fix and is retried slowly", "err", err, "retry_in", wait)
+			log.Error(what+" failed; it needs an operator's fix and is retried slowly", "err", err, "retry_in", wait)
 		} else {
-			log.Warn("source failed; restarting from its last checkpoint", "err", err, "retry_in", wait)
+			log.Warn(what+" failed; restarting from its last stored position", "err", err, "retry_in", wait)
 		}
 		select {
 		case <-ctx.Done():
@@ -155,6 +194,52 @@ func (w *Worker) runSource(ctx context.Context, src *spec.Source, opts []kgo.Opt
 		Stats:       stats,
 		// The record limit of the topics Sluice creates.
 		MaxRecordBytes: w.Kafka.RecordLimit(),
+	}
+	return r.Run(ctx)
+}
+
+func (w *Worker) runPipeline(ctx context.Context, p *spec.Pipeline, src *spec.Source, opts []kgo.Opt,
+	topics *broker.Topics, stats *apply.Stats, log *slog.Logger) error {
+	res, err := p.Resolved()
+	if err != nil {
+		return cdc.Permanent(fmt.Errorf("resolve secrets: %w", err))
+	}
+	tables, err := p.SourceTables(src)
+	if err != nil {
+		return cdc.Permanent(err)
+	}
+	chain, err := transforms.Compile(p.Stages)
+	if err != nil {
+		return cdc.Permanent(fmt.Errorf("compile stages: %w", err))
+	}
+	sink, err := postgres.NewSink(postgres.SinkConfig{
+		DSN:          res.Sink.Postgres.DSN,
+		Mode:         string(p.Sink.Mode),
+		CreateTables: p.Sink.CreateTables,
+		OffsetsTable: cdc.TableID{Schema: p.Sink.Postgres.OffsetsSchema, Name: spec.OffsetsTable(w.Instance, p.Name)},
+		Logger:       log,
+	})
+	if err != nil {
+		return cdc.Permanent(err)
+	}
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = spec.TopicName(w.Instance, src.Name, t)
+	}
+	r := &apply.Runner{
+		Name:            p.Name,
+		Topics:          names,
+		ClientOpts:      opts,
+		Decoder:         debezium.NewJSON(),
+		Stages:          chain,
+		Sink:            sink,
+		BatchRows:       p.Sink.BatchRows,
+		DeadLetterTopic: spec.DeadLetterTopic(w.Instance, p.Name),
+		EnsureTopic: func(ctx context.Context, topic string) error {
+			return topics.Ensure(ctx, topic, broker.TopicOptions{Delete: true})
+		},
+		Logger: log,
+		Stats:  stats,
 	}
 	return r.Run(ctx)
 }

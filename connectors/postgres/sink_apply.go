@@ -1,0 +1,641 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sluice-cdc/sluice/pipelines/cdc"
+)
+
+// tableBatch is one destination table's records of a batch, in consumed
+// order.
+type tableBatch struct {
+	id   cdc.TableID
+	recs []*cdc.Record
+}
+
+// groupByTable splits records per destination table, tables in order of
+// first appearance. Truncates are skipped: a destination is never emptied
+// by a source's TRUNCATE.
+func groupByTable(recs []cdc.Record) ([]*tableBatch, error) {
+	var out []*tableBatch
+	byID := map[cdc.TableID]*tableBatch{}
+	for i := range recs {
+		r := &recs[i]
+		switch r.Op {
+		case cdc.OpRead, cdc.OpCreate, cdc.OpUpdate, cdc.OpDelete:
+		case cdc.OpTruncate:
+			continue
+		default:
+			return nil, cdc.Permanent(fmt.Errorf("apply %s: record with unknown op %d", r.Table, r.Op))
+		}
+		if r.Table.Name == "" {
+			return nil, cdc.Permanent(fmt.Errorf("apply: record without a destination table (op %s)", r.Op))
+		}
+		g := byID[r.Table]
+		if g == nil {
+			g = &tableBatch{id: r.Table}
+			byID[r.Table] = g
+			out = append(out, g)
+		}
+		g.recs = append(g.recs, r)
+	}
+	return out, nil
+}
+
+// errMissingColumns says that rows carry columns (outside their schema)
+// that the destination lacks; formatter.missing lists them.
+var errMissingColumns = errors.New("columns missing in the destination")
+
+// applyTable applies one table's records.
+func (s *Sink) applyTable(ctx context.Context, tx pgx.Tx, g *tableBatch) error {
+	var keyCols []string
+	if s.cfg.Mode != ModeInsert {
+		keyCols = recordKey(g.recs)
+	}
+	for attempt := 0; ; attempt++ {
+		d, err := s.destFor(ctx, tx, g.id, g.recs, keyCols)
+		if err != nil {
+			return classify(fmt.Errorf("apply %s: %w", g.id, err))
+		}
+		f := &formatter{d: d, cols: map[*cdc.TableSchema]map[string]cdc.Column{}}
+		switch s.cfg.Mode {
+		case ModeUpsert:
+			err = s.applyUpsert(ctx, tx, f, g, keyCols)
+		default:
+			err = s.applyAppend(ctx, tx, f, g, keyCols)
+		}
+		if errors.Is(err, errMissingColumns) && attempt == 0 {
+			if err = s.addColumns(ctx, tx, d, f.missing, nil); err == nil {
+				delete(s.tables, g.id)
+				continue
+			}
+		}
+		if err != nil {
+			return classify(fmt.Errorf("apply %s: %w", g.id, err))
+		}
+		return nil
+	}
+}
+
+// recordKey names the key columns: the schema's key, else the Key row's
+// columns.
+func recordKey(recs []*cdc.Record) []string {
+	for i := range recs {
+		if sc := recs[i].Schema; sc != nil && len(sc.Key) > 0 {
+			return sc.Key
+		}
+	}
+	for i := range recs {
+		if len(recs[i].Key) > 0 {
+			return sortedKeys(recs[i].Key)
+		}
+	}
+	return nil
+}
+
+// Column states in an image.
+const (
+	absent byte = iota
+	present
+	null
+)
+
+// image is a row in text form, by destination column index.
+type image struct {
+	vals  []string
+	state []byte
+}
+
+// sig writes into b what identifies the image's set of present columns.
+func (im *image) sig(b []byte) []byte {
+	b = b[:0]
+	for _, st := range im.state {
+		if st != absent {
+			b = append(b, '1')
+		} else {
+			b = append(b, '0')
+		}
+	}
+	return b
+}
+
+// sameColumns tells whether two images have the same present columns.
+func sameColumns(a, b *image) bool {
+	for i, st := range a.state {
+		if (st == absent) != (b.state[i] == absent) {
+			return false
+		}
+	}
+	return true
+}
+
+// columns returns the indexes of the present columns.
+func (im *image) columns() []int {
+	var cols []int
+	for i, st := range im.state {
+		if st != absent {
+			cols = append(cols, i)
+		}
+	}
+	return cols
+}
+
+// formatter turns rows into images of one destination table.
+type formatter struct {
+	d       *destTable
+	cols    map[*cdc.TableSchema]map[string]cdc.Column
+	missing []cdc.Column
+	// Free space for images.
+	images []image
+	vals   []string
+	states []byte
+}
+
+// newImage returns an empty image, carved from larger allocations.
+func (f *formatter) newImage() *image {
+	n := len(f.d.cols)
+	if len(f.images) == 0 {
+		const chunk = 256
+		f.images = make([]image, chunk)
+		f.vals = make([]string, chunk*n)
+		f.states = make([]byte, chunk*n)
+	}
+	im := &f.images[0]
+	f.images = f.images[1:]
+	im.vals, f.vals = f.vals[:n:n], f.vals[n:]
+	im.state, f.states = f.states[:n:n], f.states[n:]
+	return im
+}
+
+// column describes the named column of a record: from its schema, or
+// guessed from the value when the schema lacks it.
+func (f *formatter) column(sc *cdc.TableSchema, name string, v any) (cdc.Column, error) {
+	if sc != nil {
+		m := f.cols[sc]
+		if m == nil {
+			m = make(map[string]cdc.Column, len(sc.Columns))
+			for _, c := range sc.Columns {
+				m[c.Name] = c
+			}
+			f.cols[sc] = m
+		}
+		if c, ok := m[name]; ok {
+			return c, nil
+		}
+	}
+	return inferColumn(name, v)
+}
+
+// set writes row's columns (only those named in only, when not nil) into
+// im.
+func (f *formatter) set(im *image, sc *cdc.TableSchema, row cdc.Row, only []string) error {
+	put := func(name string, v any) error {
+		idx, ok := f.d.index[name]
+		if !ok {
+			c, err := f.column(sc, name, v)
+			if err != nil {
+				return err
+			}
+			for _, m := range f.missing {
+				if m.Name == name {
+					return errMissingColumns
+				}
+			}
+			f.missing = append(f.missing, c)
+			return errMissingColumns
+		}
+		if f.d.cols[idx].generated {
+			return nil
+		}
+		if v == nil {
+			im.state[idx], im.vals[idx] = null, ""
+			return nil
+		}
+		c, err := f.column(sc, name, v)
+		if err != nil {
+			return err
+		}
+		text, err := formatText(c, v)
+		if err != nil {
+			return cdc.Permanent(fmt.Errorf("column %q: %w", name, err))
+		}
+		im.state[idx], im.vals[idx] = present, text
+		return nil
+	}
+	var missing error
+	note := func(err error) error {
+		if errors.Is(err, errMissingColumns) {
+			missing = err
+			return nil
+		}
+		return err
+	}
+	if only != nil {
+		for _, name := range only {
+			if v, ok := row[name]; ok {
+				if err := note(put(name, v)); err != nil {
+					return err
+				}
+			}
+		}
+		return missing
+	}
+	for name, v := range row {
+		if err := note(put(name, v)); err != nil {
+			return err
+		}
+	}
+	return missing
+}
+
+// keyText renders an image's key columns as one string, for reduction per
+// key.
+func keyText(im *image, keyIdx []int) (string, bool) {
+	if len(keyIdx) == 1 && im.state[keyIdx[0]] == present {
+		return im.vals[keyIdx[0]], true
+	}
+	var b strings.Builder
+	for _, i := range keyIdx {
+		switch im.state[i] {
+		case absent:
+			return "", false
+		case null:
+			b.WriteString("\x00;") // text values hold no NUL byte
+		default:
+			b.WriteString(strconv.Itoa(len(im.vals[i])))
+			b.WriteByte(':')
+			b.WriteString(im.vals[i])
+		}
+	}
+	return b.String(), true
+}
+
+// upsertEntry is the final state of one key in a batch.
+type upsertEntry struct {
+	im *image
+	// del: the key ends deleted. delFirst: the key was deleted in the
+	// batch before its final image, which then replaces the row entirely.
+	del, delFirst bool
+}
+
+// applyUpsert reduces the records per key (the last change wins; an image
+// with absent columns takes them from the key's earlier image in the
+// batch), then deletes and upserts set-wise.
+func (s *Sink) applyUpsert(ctx context.Context, tx pgx.Tx, f *formatter, g *tableBatch, keyCols []string) error {
+	d := f.d
+	if len(keyCols) == 0 {
+		if len(d.uniques) == 0 || !d.pkFirst {
+			return cdc.Permanent(errors.New("upsert needs a key: the records carry none and the destination table has no primary key"))
+		}
+		keyCols = d.uniques[0]
+	}
+	conflict, ok := d.conflictKey(keyCols)
+	if !ok {
+		return cdc.Permanent(fmt.Errorf("destination table has no primary key or unique index on (%s) to upsert on "+
+			"(add one, or use mode insert or history)", strings.Join(quoteAll(keyCols), ", ")))
+	}
+	keyIdx := make([]int, len(conflict))
+	for i, k := range conflict {
+		keyIdx[i] = d.index[k]
+	}
+	entries := make([]*upsertEntry, 0, len(g.recs))
+	byKey := make(map[string]int, len(g.recs))
+	var missing error
+	for i := range g.recs {
+		r := g.recs[i]
+		im := f.newImage()
+		if r.Op == cdc.OpDelete {
+			// The key columns from Key, else from the before image.
+			if err := f.set(im, r.Schema, r.Key, conflict); err != nil {
+				return fmt.Errorf("key %s: %w", showKey(r.Key), err)
+			}
+			var lack []string
+			for i, k := range conflict {
+				if im.state[keyIdx[i]] == absent {
+					lack = append(lack, k)
+				}
+			}
+			if len(lack) > 0 {
+				if err := f.set(im, r.Schema, r.Before, lack); err != nil {
+					return fmt.Errorf("key %s: %w", showKey(r.Key), err)
+				}
+			}
+		} else {
+			if r.After == nil {
+				return cdc.Permanent(fmt.Errorf("%s record without an after image (key %s)", r.Op, showKey(r.Key)))
+			}
+			err := f.set(im, r.Schema, r.After, nil)
+			if errors.Is(err, errMissingColumns) {
+				missing = err
+			} else if err != nil {
+				return fmt.Errorf("key %s: %w", showKey(r.Key), err)
+			}
+			for _, k := range conflict {
+				if im.state[d.index[k]] == absent {
+					if v, ok := r.Key[k]; ok {
+						if err := f.set(im, r.Schema, cdc.Row{k: v}, nil); err != nil {
+							return fmt.Errorf("key %s: %w", showKey(r.Key), err)
+						}
+					}
+				}
+			}
+		}
+		key, ok := keyText(im, keyIdx)
+		if !ok {
+			return cdc.Permanent(fmt.Errorf("%s record lacks a value for a key column (%s); key %s",
+				r.Op, strings.Join(quoteAll(conflict), ", "), showKey(r.Key)))
+		}
+		j, seen := byKey[key]
+		if !seen {
+			byKey[key] = len(entries)
+			entries = append(entries, &upsertEntry{im: im, del: r.Op == cdc.OpDelete})
+			continue
+		}
+		e := entries[j]
+		switch {
+		case r.Op == cdc.OpDelete:
+			e.im, e.del = im, true
+		case e.del:
+			e.im, e.del, e.delFirst = im, false, true
+		default:
+			for c, st := range im.state {
+				if st == absent && e.im.state[c] != absent {
+					im.state[c], im.vals[c] = e.im.state[c], e.im.vals[c]
+				}
+			}
+			e.im = im
+		}
+	}
+	if missing != nil {
+		return missing
+	}
+	var dels []*image
+	var groups [][]*image // by set of present columns, in order of appearance
+	bySig := map[string]int{}
+	var sig []byte
+	for _, e := range entries {
+		if e.del || e.delFirst {
+			dels = append(dels, e.im)
+		}
+		if e.del {
+			continue
+		}
+		if n := len(groups); n > 0 && sameColumns(groups[n-1][0], e.im) {
+			groups[n-1] = append(groups[n-1], e.im)
+			continue
+		}
+		sig = e.im.sig(sig)
+		j, ok := bySig[string(sig)]
+		if !ok {
+			j = len(groups)
+			bySig[string(sig)] = j
+			groups = append(groups, nil)
+		}
+		groups[j] = append(groups[j], e.im)
+	}
+	if len(dels) > 0 {
+		if err := s.deleteRows(ctx, tx, d, keyIdx, dels); err != nil {
+			return err
+		}
+	}
+	for _, rows := range groups {
+		if err := s.upsertRows(ctx, tx, d, rows[0].columns(), keyIdx, rows); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyAppend writes insert and history modes: every record is a new row,
+// written in consumed order (runs of rows with the same columns share a
+// statement). A history table with a unique key on the record key, __op
+// and __position (as create_tables makes it) skips changes it already
+// holds: capture is at least once, so after a crash of the source a change
+// can be on Kafka twice.
+func (s *Sink) applyAppend(ctx context.Context, tx pgx.Tx, f *formatter, g *tableBatch, keyCols []string) error {
+	d := f.d
+	history := s.cfg.Mode == ModeHistory
+	var dedupe []int // the unique key's columns, when changes are deduplicated
+	if history && len(keyCols) > 0 {
+		if u, ok := d.conflictKey(append(slices.Clone(keyCols), historyCols[0].name, historyCols[1].name)); ok {
+			for _, c := range u {
+				dedupe = append(dedupe, d.index[c])
+			}
+		}
+	}
+	var hidx [5]int
+	if history {
+		for i, h := range historyCols {
+			hidx[i] = d.index[h.name]
+		}
+	}
+	var rows []*image
+	var missing error
+	for i := range g.recs {
+		r := g.recs[i]
+		src := r.After
+		if r.Op == cdc.OpDelete {
+			if !history {
+				continue
+			}
+			if src = r.Before; src == nil {
+				src = r.Key
+			}
+		}
+		if src == nil {
+			return cdc.Permanent(fmt.Errorf("%s record without a row image (key %s)", r.Op, showKey(r.Key)))
+		}
+		im := f.newImage()
+		err := f.set(im, r.Schema, src, nil)
+		if errors.Is(err, errMissingColumns) {
+			missing = err
+		} else if err != nil {
+			return fmt.Errorf("key %s: %w", showKey(r.Key), err)
+		}
+		if history {
+			im.vals[hidx[0]], im.state[hidx[0]] = r.Op.String(), present
+			// NULL, not "", where the source gives no position: such
+			// changes cannot be told apart, and must not be merged.
+			if pos := historyPosition(r); pos != "" {
+				im.vals[hidx[1]], im.state[hidx[1]] = pos, present
+			} else {
+				im.state[hidx[1]] = null
+			}
+			if r.TxID != "" {
+				im.vals[hidx[2]], im.state[hidx[2]] = r.TxID, present
+			} else {
+				im.state[hidx[2]] = null
+			}
+			if r.CommitTime.IsZero() {
+				im.state[hidx[3]] = null
+			} else {
+				ts, err := formatTemporal(r.CommitTime.Truncate(time.Microsecond), true, true)
+				if err != nil {
+					return cdc.Permanent(fmt.Errorf("commit time: %w", err))
+				}
+				im.vals[hidx[3]], im.state[hidx[3]] = ts, present
+			}
+			im.vals[hidx[4]], im.state[hidx[4]] = strconv.FormatInt(r.Seq, 10), present
+		}
+		rows = append(rows, im)
+	}
+	if missing != nil {
+		return missing
+	}
+	for start := 0; start < len(rows); {
+		end := start + 1
+		for end < len(rows) && sameColumns(rows[start], rows[end]) {
+			end++
+		}
+		var err error
+		if dedupe != nil {
+			err = s.insertNewRows(ctx, tx, d, rows[start].columns(), dedupe, rows[start:end])
+		} else {
+			err = s.insertRows(ctx, tx, d, rows[start].columns(), rows[start:end])
+		}
+		if err != nil {
+			return err
+		}
+		start = end
+	}
+	return nil
+}
+
+// historyPosition is the source position of a change as text: the
+// PostgreSQL LSN (X/X), a MySQL GTID or binlog file:pos, or "".
+func historyPosition(r *cdc.Record) string {
+	x := r.Source.Extra
+	if x == nil {
+		return ""
+	}
+	switch v := x["lsn"].(type) {
+	case int64:
+		return pglogrepl.LSN(uint64(v)).String()
+	case uint64:
+		return pglogrepl.LSN(v).String()
+	case int:
+		return pglogrepl.LSN(uint64(v)).String()
+	case float64:
+		if v >= 0 && v < math.MaxUint64 {
+			return pglogrepl.LSN(uint64(v)).String()
+		}
+	case string:
+		if v != "" {
+			return v
+		}
+	}
+	if g, ok := x["gtid"].(string); ok && g != "" {
+		return g
+	}
+	if file, ok := x["file"].(string); ok && file != "" {
+		return file + ":" + numText(x["pos"])
+	}
+	return ""
+}
+
+func numText(v any) string {
+	switch n := v.(type) {
+	case nil:
+		return ""
+	case int64:
+		return strconv.FormatInt(n, 10)
+	case float64:
+		return strconv.FormatFloat(n, 'f', -1, 64)
+	}
+	return fmt.Sprint(v)
+}
+
+// showKey renders a key row for error messages.
+func showKey(k cdc.Row) string {
+	if len(k) == 0 {
+		return "{}"
+	}
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, name := range sortedKeys(k) {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s: %v", name, k[name])
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// inferColumn describes a column that the record schema lacks from its Go
+// value.
+func inferColumn(name string, v any) (cdc.Column, error) {
+	c := cdc.Column{Name: name, Nullable: true}
+	k, err := kindOfValue(v)
+	if err != nil {
+		return c, cdc.Permanent(fmt.Errorf("column %q is not in the record schema and %w", name, err))
+	}
+	c.Kind = k
+	if k == cdc.KindArray {
+		c.Elem = cdc.KindString
+		var find func(xs []any) bool
+		find = func(xs []any) bool {
+			for _, x := range xs {
+				if sub, ok := x.([]any); ok {
+					if find(sub) {
+						return true
+					}
+				} else if x != nil {
+					if ek, err := kindOfValue(x); err == nil {
+						c.Elem = ek
+						return true
+					}
+				}
+			}
+			return false
+		}
+		find(v.([]any))
+	}
+	return c, nil
+}
+
+func kindOfValue(v any) (cdc.Kind, error) {
+	switch v.(type) {
+	case nil:
+		return cdc.KindString, nil
+	case bool:
+		return cdc.KindBool, nil
+	case int16:
+		return cdc.KindInt16, nil
+	case int32:
+		return cdc.KindInt32, nil
+	case int64:
+		return cdc.KindInt64, nil
+	case float32:
+		return cdc.KindFloat32, nil
+	case float64:
+		return cdc.KindFloat64, nil
+	case cdc.Decimal:
+		return cdc.KindDecimal, nil
+	case string:
+		return cdc.KindString, nil
+	case []byte:
+		return cdc.KindBytes, nil
+	case time.Time, cdc.Infinity:
+		return cdc.KindTimestampTZ, nil
+	case time.Duration:
+		return cdc.KindTime, nil
+	case cdc.Interval:
+		return cdc.KindInterval, nil
+	case cdc.JSON:
+		return cdc.KindJSON, nil
+	case []any:
+		return cdc.KindArray, nil
+	}
+	return cdc.KindUnknown, fmt.Errorf("its value has the unsupported type %T", v)
+}

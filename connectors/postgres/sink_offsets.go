@@ -1,0 +1,141 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sluice-cdc/sluice/pipelines/cdc"
+)
+
+// querier is what both *pgx.Conn and pgx.Tx offer.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// ensureOffsetsTable creates the offsets table (and its schema) unless it
+// exists; with the table in place no CREATE privilege is needed.
+func (s *Sink) ensureOffsetsTable(ctx context.Context) error {
+	t := s.cfg.OffsetsTable
+	exists, err := tableExists(ctx, s.conn, t)
+	if err != nil {
+		return fmt.Errorf("postgres sink: offsets table %s: %w", t, err)
+	}
+	if exists {
+		return nil
+	}
+	if err := ensureSchema(ctx, s.conn, t.Schema); err != nil {
+		return classify(fmt.Errorf("postgres sink: offsets table %s: %w", t, err))
+	}
+	_, err = s.conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+quoteTable(t)+` (
+	topic text NOT NULL,
+	partition integer NOT NULL,
+	next_offset bigint NOT NULL,
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (topic, partition))`)
+	if err != nil {
+		return classify(fmt.Errorf("postgres sink: create offsets table %s: %w", t, err))
+	}
+	s.log.Info("postgres sink: created the offsets table", "table", t.String())
+	return nil
+}
+
+// readOffsets returns every stored offset.
+func (s *Sink) readOffsets(ctx context.Context, q querier) (cdc.Offsets, error) {
+	rows, err := q.Query(ctx, `SELECT topic, partition, next_offset FROM `+quoteTable(s.cfg.OffsetsTable))
+	if err != nil {
+		return nil, classify(fmt.Errorf("postgres sink: read offsets: %w", err))
+	}
+	offs := cdc.Offsets{}
+	var tp cdc.TopicPartition
+	var next int64
+	_, err = pgx.ForEachRow(rows, []any{&tp.Topic, &tp.Partition, &next}, func() error {
+		offs[tp] = next
+		return nil
+	})
+	if err != nil {
+		return nil, classify(fmt.Errorf("postgres sink: read offsets: %w", err))
+	}
+	return offs, nil
+}
+
+// storeOffsets upserts the offsets of the batch's partitions.
+func (s *Sink) storeOffsets(ctx context.Context, tx pgx.Tx, offs cdc.Offsets) error {
+	if len(offs) == 0 {
+		return nil
+	}
+	tps := make([]cdc.TopicPartition, 0, len(offs))
+	for tp := range offs {
+		tps = append(tps, tp)
+	}
+	// A fixed order keeps concurrent writers of the same rows from
+	// deadlocking.
+	sort.Slice(tps, func(i, j int) bool {
+		if tps[i].Topic != tps[j].Topic {
+			return tps[i].Topic < tps[j].Topic
+		}
+		return tps[i].Partition < tps[j].Partition
+	})
+	topics := make([]string, len(tps))
+	parts := make([]int32, len(tps))
+	nexts := make([]int64, len(tps))
+	for i, tp := range tps {
+		topics[i], parts[i], nexts[i] = tp.Topic, tp.Partition, offs[tp]
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO `+quoteTable(s.cfg.OffsetsTable)+` AS o (topic, partition, next_offset, updated_at)
+	SELECT u.t, u.p, u.n, now() FROM unnest($1::text[], $2::integer[], $3::bigint[]) AS u(t, p, n)
+	ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = EXCLUDED.updated_at`,
+		topics, parts, nexts)
+	if err != nil {
+		return classify(fmt.Errorf("postgres sink: store offsets in %s: %w", s.cfg.OffsetsTable, err))
+	}
+	return nil
+}
+
+// committed tells whether the stored offsets already reach offs: then the
+// batch that carried them committed.
+func (s *Sink) committed(ctx context.Context, offs cdc.Offsets) (bool, error) {
+	stored, err := s.readOffsets(ctx, s.conn)
+	if err != nil {
+		return false, err
+	}
+	for tp, next := range offs {
+		if got, ok := stored[tp]; !ok || got < next {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// tableExists looks t up in the catalog (tables, partitioned and foreign
+// tables).
+func tableExists(ctx context.Context, q querier, t cdc.TableID) (bool, error) {
+	var n int
+	err := q.QueryRow(ctx, `SELECT count(*) FROM pg_catalog.pg_class c
+	JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+	WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'f')`, t.Schema, t.Name).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("look up table %s: %w", t, err)
+	}
+	return n > 0, nil
+}
+
+// ensureSchema creates schema name unless it exists.
+func ensureSchema(ctx context.Context, q querier, name string) error {
+	var n int
+	if err := q.QueryRow(ctx, `SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname = $1`, name).Scan(&n); err != nil {
+		return fmt.Errorf("look up schema %s: %w", name, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := q.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return fmt.Errorf("create schema %s: %w", name, err)
+	}
+	return nil
+}
