@@ -10,12 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/sluice-cdc/sluice/broker"
 	"github.com/sluice-cdc/sluice/connectors/postgres"
@@ -27,7 +27,9 @@ import (
 	"github.com/sluice-cdc/sluice/transforms"
 )
 
-// Worker runs sources and pipelines against one Kafka cluster.
+// Worker runs sources and pipelines against one Kafka cluster. Set tells it
+// what should run; Serve runs that until its context ends, starting,
+// stopping and restarting units as Set changes it.
 type Worker struct {
 	Instance string
 	Kafka    broker.Config
@@ -36,17 +38,19 @@ type Worker struct {
 	mu            sync.Mutex
 	stats         map[string]*capture.Stats
 	pipelineStats map[string]*apply.Stats
+	desired       []Unit
+	changed       chan struct{} // signalled by Set
+	units         map[unitKey]*running
 }
 
-// Stats returns the live counters of a running source (nil if unknown).
+// Stats returns the live counters of a source (nil if unknown).
 func (w *Worker) Stats(source string) *capture.Stats {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.stats[source]
 }
 
-// PipelineStats returns the live counters of a running pipeline (nil if
-// unknown).
+// PipelineStats returns the live counters of a pipeline (nil if unknown).
 func (w *Worker) PipelineStats(pipeline string) *apply.Stats {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -54,18 +58,31 @@ func (w *Worker) PipelineStats(pipeline string) *apply.Stats {
 }
 
 // Run runs every source and pipeline until ctx is cancelled, then stops
-// them cleanly. Every pipeline's source must be among sources (see
-// spec.Pipeline.CheckReferences).
+// them cleanly: Set followed by Serve. Every pipeline's source must be
+// among sources (see spec.Pipeline.CheckReferences).
 func (w *Worker) Run(ctx context.Context, sources []*spec.Source, pipelines []*spec.Pipeline) error {
 	bySource := map[string]*spec.Source{}
 	for _, s := range sources {
 		bySource[s.Name] = s
 	}
+	var units []Unit
+	for _, s := range sources {
+		units = append(units, Unit{Kind: spec.KindSource, Name: s.Name, Desired: StateRunning, Source: s})
+	}
 	for _, p := range pipelines {
 		if err := p.CheckReferences(bySource); err != nil {
 			return fmt.Errorf("pipeline %q: %w", p.Name, err)
 		}
+		units = append(units, Unit{Kind: spec.KindPipeline, Name: p.Name, Desired: StateRunning,
+			Pipeline: p, Source: bySource[p.From.Source]})
 	}
+	w.Set(units)
+	return w.Serve(ctx)
+}
+
+// Serve connects to Kafka (waiting for it with backoff) and runs the units
+// of the latest Set until ctx ends, then stops them all.
+func (w *Worker) Serve(ctx context.Context) error {
 	opts, err := w.Kafka.ClientOpts()
 	if err != nil {
 		return fmt.Errorf("kafka: %w", err)
@@ -86,50 +103,35 @@ func (w *Worker) Run(ctx context.Context, sources []*spec.Source, pipelines []*s
 	if err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	w.mu.Lock()
-	w.stats, w.pipelineStats = map[string]*capture.Stats{}, map[string]*apply.Stats{}
-	w.mu.Unlock()
-	for _, src := range sources {
-		stats := &capture.Stats{}
-		w.mu.Lock()
-		w.stats[src.Name] = stats
-		w.mu.Unlock()
-		log := w.Logger.With("source", src.Name)
-		g.Go(func() error {
-			w.supervise(gctx, "source", log, func(ctx context.Context) error {
-				return w.runSource(ctx, src, opts, topics, store, stats, log)
-			})
+	env := &runEnv{opts: opts, topics: topics, store: store}
+	defer w.stopAll()
+	for {
+		w.reconcile(ctx, env)
+		select {
+		case <-ctx.Done():
 			return nil
-		})
+		case <-w.signal():
+		}
 	}
-	for _, p := range pipelines {
-		stats := &apply.Stats{}
-		w.mu.Lock()
-		w.pipelineStats[p.Name] = stats
-		w.mu.Unlock()
-		log := w.Logger.With("pipeline", p.Name)
-		g.Go(func() error {
-			w.supervise(gctx, "pipeline", log, func(ctx context.Context) error {
-				return w.runPipeline(ctx, p, bySource[p.From.Source], opts, topics, stats, log)
-			})
-			return nil
-		})
-	}
-	return g.Wait()
 }
 
 // supervise runs one source or pipeline until ctx ends, restarting it
 // after failures.
-func (w *Worker) supervise(ctx context.Context, what string, log *slog.Logger, run func(context.Context) error) {
+func (w *Worker) supervise(ctx context.Context, r *running, run func(context.Context) error) {
+	log := r.log
+	what := strings.ToLower(string(r.unit.Kind))
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval = time.Second, time.Minute
 	for {
 		started := time.Now()
+		r.setState(StateRunning, nil)
 		err := run(ctx)
 		if ctx.Err() != nil {
 			log.Info(what + " stopped")
 			return
+		}
+		if err == nil {
+			err = errors.New("stopped by itself")
 		}
 		if time.Since(started) > 2*time.Minute {
 			bo.Reset()
@@ -142,16 +144,18 @@ func (w *Worker) supervise(ctx context.Context, what string, log *slog.Logger, r
 		} else {
 			log.Warn(what+" failed; restarting from its last stored position", "err", err, "retry_in", wait)
 		}
+		r.setState(StateFailed, err)
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
 		}
+		r.restarted()
 	}
 }
 
-func (w *Worker) runSource(ctx context.Context, src *spec.Source, opts []kgo.Opt, topics *broker.Topics,
-	store *broker.Store, stats *capture.Stats, log *slog.Logger) error {
+func (w *Worker) runSource(ctx context.Context, src *spec.Source, env *runEnv, stats *capture.Stats, log *slog.Logger) error {
+	opts, topics, store := env.opts, env.topics, env.store
 	res, err := src.Resolved()
 	if err != nil {
 		return cdc.Permanent(fmt.Errorf("resolve secrets: %w", err))
@@ -198,8 +202,9 @@ func (w *Worker) runSource(ctx context.Context, src *spec.Source, opts []kgo.Opt
 	return r.Run(ctx)
 }
 
-func (w *Worker) runPipeline(ctx context.Context, p *spec.Pipeline, src *spec.Source, opts []kgo.Opt,
-	topics *broker.Topics, stats *apply.Stats, log *slog.Logger) error {
+func (w *Worker) runPipeline(ctx context.Context, p *spec.Pipeline, src *spec.Source, env *runEnv,
+	stats *apply.Stats, log *slog.Logger) error {
+	opts, topics := env.opts, env.topics
 	res, err := p.Resolved()
 	if err != nil {
 		return cdc.Permanent(fmt.Errorf("resolve secrets: %w", err))
