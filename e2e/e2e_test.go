@@ -87,7 +87,7 @@ func newServer(t *testing.T, instance, specYAML string, env ...string) (*server,
 	}
 	addr := freeAddr(t)
 	s := &server{t: t, env: env, logPath: filepath.Join(dir, "sluice.log"),
-		args: []string{"server", "--instance", instance, "--data-dir", filepath.Join(dir, "data"), "--kafka-listen", addr, "-f", specPath}}
+		args: []string{"server", "--instance", instance, "--data-dir", filepath.Join(dir, "data"), "--kafka-listen", addr, "--listen", freeAddr(t), "-f", specPath}}
 	t.Cleanup(func() {
 		s.kill()
 		if t.Failed() {

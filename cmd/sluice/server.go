@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -9,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-cdc/sluice/broker"
+	"github.com/sluice-cdc/sluice/control"
 	"github.com/sluice-cdc/sluice/pipelines/spec"
-	"github.com/sluice-cdc/sluice/pipelines/worker"
 	"github.com/sluice-cdc/sluice/transforms"
 )
 
@@ -23,6 +24,10 @@ type serverFlags struct {
 	partitions  int32
 	replication int16
 	syncWrites  bool
+	listen      string
+	tokensFile  string
+	listenCert  string
+	listenKey   string
 }
 
 func newServerCmd(lf *logFlags) *cobra.Command {
@@ -69,10 +74,28 @@ Without --brokers it starts an embedded Kafka-protocol broker (state under
 				log.Info("embedded Kafka broker listening", "addr", emb.Addr(), "data_dir", filepath.Join(f.dataDir, "kafka"))
 				kc.Brokers = []string{emb.Addr()}
 			}
-			w := &worker.Worker{Instance: f.instance, Kafka: kc, Logger: log}
+			tokens, err := loadTokens(f.tokensFile)
+			if err != nil {
+				return err
+			}
+			if err := checkListen(f.listen, tokens); err != nil {
+				return err
+			}
+			var docs []control.Document
+			for _, sp := range append(sourceSpecs(sources), pipelineSpecs(pipelines)...) {
+				js, err := json.Marshal(sp)
+				if err != nil {
+					return err
+				}
+				docs = append(docs, control.Document{Spec: sp, Format: "json",
+					Text: `{"kind": "` + string(sp.Kind()) + `", ` + string(js[1:])})
+			}
 			log.Info("sluice server starting", "instance", f.instance, "sources", len(sources),
-				"pipelines", len(pipelines), "version", version)
-			err = w.Run(cmd.Context(), sources, pipelines)
+				"pipelines", len(pipelines), "listen", f.listen, "version", version)
+			err = runServer(cmd.Context(), serverRun{
+				instance: f.instance, kafka: kc, log: log, docs: docs, tokens: tokens,
+				listen: f.listen, certFile: f.listenCert, keyFile: f.listenKey,
+			})
 			log.Info("sluice server stopped")
 			if cmd.Context().Err() != nil {
 				return nil
@@ -84,7 +107,11 @@ Without --brokers it starts an embedded Kafka-protocol broker (state under
 	fl.StringVar(&f.instance, "instance", "sluice", "instance name: every slot, publication and topic name derives from it")
 	fl.StringVar(&f.dataDir, "data-dir", "sluice-data", "directory for the embedded broker's state")
 	fl.StringVar(&f.kafkaListen, "kafka-listen", "127.0.0.1:9092", "address of the embedded broker (without --brokers)")
-	fl.StringSliceVarP(&f.files, "file", "f", nil, "spec files or directories to run (repeatable)")
+	fl.StringSliceVarP(&f.files, "file", "f", nil, "spec files or directories to apply at start (repeatable); more can be applied through the API")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address of the REST API, /metrics, /healthz and /readyz")
+	fl.StringVar(&f.tokensFile, "tokens-file", "", "file of API bearer tokens, one role:token per line (role admin or read); or env SLUICE_TOKENS")
+	fl.StringVar(&f.listenCert, "listen-tls-cert", "", "serve the API over TLS with this PEM certificate (with --listen-tls-key)")
+	fl.StringVar(&f.listenKey, "listen-tls-key", "", "PEM key of --listen-tls-cert")
 	fl.BoolVar(&f.syncWrites, "kafka-sync-writes", false, "embedded broker: fsync each batch before acknowledging it, so acknowledged records survive a power loss too (slower)")
 	fl.StringSliceVar(&f.kafka.Brokers, "brokers", nil, "external Kafka bootstrap brokers host:port,... (no embedded broker)")
 	fl.BoolVar(&f.kafka.TLS, "tls", false, "connect to the brokers with TLS")

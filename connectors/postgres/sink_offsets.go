@@ -139,3 +139,30 @@ func ensureSchema(ctx context.Context, q querier, name string) error {
 	}
 	return nil
 }
+
+// ResetOffsets replaces every stored offset with offs, in one transaction:
+// the pipeline then resumes from offs, and from the start of any partition
+// offs does not name. Empty offs means "replay everything".
+func (s *Sink) ResetOffsets(ctx context.Context, offs cdc.Offsets) error {
+	if err := s.ensureConn(ctx); err != nil {
+		return err
+	}
+	if err := s.ensureOffsetsTable(ctx); err != nil {
+		return s.broken(err)
+	}
+	tx, err := s.conn.Begin(ctx)
+	if err != nil {
+		return s.fail(ctx, nil, fmt.Errorf("postgres sink: reset offsets: begin: %w", err))
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM "+quoteTable(s.cfg.OffsetsTable)); err != nil {
+		return s.fail(ctx, tx, classify(fmt.Errorf("postgres sink: reset offsets: %w", err)))
+	}
+	if err := s.storeOffsets(ctx, tx, offs); err != nil {
+		return s.fail(ctx, tx, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return s.fail(ctx, nil, fmt.Errorf("postgres sink: reset offsets: commit: %w", err))
+	}
+	s.log.Info("postgres sink: offsets reset", "partitions", len(offs))
+	return nil
+}

@@ -799,3 +799,23 @@ func BenchmarkSinkUpsert(b *testing.B) { runSinkBench(b, ModeUpsert) }
 
 // BenchmarkSinkInsert appends batches of 10k rows (insert mode).
 func BenchmarkSinkInsert(b *testing.B) { runSinkBench(b, ModeInsert) }
+
+func TestSinkResetOffsets(t *testing.T) {
+	dsn, _ := newDB(t, "")
+	s, _ := openSink(t, dsn, ModeUpsert, true)
+	a := cdc.TopicPartition{Topic: "a", Partition: 0}
+	b := cdc.TopicPartition{Topic: "b", Partition: 2}
+	if err := s.Write(t.Context(), cdc.Applied{Offsets: cdc.Offsets{a: 10, b: 20}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ResetOffsets(t.Context(), cdc.Offsets{b: 5}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Open(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(cdc.Offsets{b: 5}, got); diff != "" {
+		t.Errorf("offsets after reset (-want +got):\n%s", diff)
+	}
+}

@@ -42,6 +42,9 @@ type Unit struct {
 	// SourceVersion is the version of a pipeline's source spec: its tables
 	// decide the pipeline's topics, so a new one restarts the pipeline.
 	SourceVersion int
+	// Generation restarts a running unit when it changes (a restart
+	// action), even with the same spec.
+	Generation int
 }
 
 // Status is what a unit is doing.
@@ -179,7 +182,7 @@ func (w *Worker) reconcile(ctx context.Context, env *runEnv) {
 	for k, r := range w.units {
 		u, ok := desired[k]
 		if r.cancel != nil && (!ok || u.Desired != StateRunning || u.Version != r.unit.Version ||
-			u.SourceVersion != r.unit.SourceVersion) {
+			u.SourceVersion != r.unit.SourceVersion || u.Generation != r.unit.Generation) {
 			stop = append(stop, stopping{r.cancel, r.done})
 			r.cancel = nil
 		}

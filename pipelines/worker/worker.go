@@ -217,20 +217,11 @@ func (w *Worker) runPipeline(ctx context.Context, p *spec.Pipeline, src *spec.So
 	if err != nil {
 		return cdc.Permanent(fmt.Errorf("compile stages: %w", err))
 	}
-	sink, err := postgres.NewSink(postgres.SinkConfig{
-		DSN:          res.Sink.Postgres.DSN,
-		Mode:         string(p.Sink.Mode),
-		CreateTables: p.Sink.CreateTables,
-		OffsetsTable: cdc.TableID{Schema: p.Sink.Postgres.OffsetsSchema, Name: spec.OffsetsTable(w.Instance, p.Name)},
-		Logger:       log,
-	})
+	sink, err := NewSink(w.Instance, res, log)
 	if err != nil {
 		return cdc.Permanent(err)
 	}
-	names := make([]string, len(tables))
-	for i, t := range tables {
-		names[i] = spec.TopicName(w.Instance, src.Name, t)
-	}
+	names := PipelineTopics(w.Instance, src.Name, tables)
 	r := &apply.Runner{
 		Name:            p.Name,
 		Topics:          names,
@@ -247,6 +238,31 @@ func (w *Worker) runPipeline(ctx context.Context, p *spec.Pipeline, src *spec.So
 		Stats:  stats,
 	}
 	return r.Run(ctx)
+}
+
+// NewSink returns the sink of a pipeline whose secrets are resolved (see
+// spec.Pipeline.Resolved).
+func NewSink(instance string, p *spec.Pipeline, log *slog.Logger) (*postgres.Sink, error) {
+	if p.Sink.Postgres == nil {
+		return nil, fmt.Errorf("pipeline %q: no sink", p.Name)
+	}
+	return postgres.NewSink(postgres.SinkConfig{
+		DSN:          p.Sink.Postgres.DSN,
+		Mode:         string(p.Sink.Mode),
+		CreateTables: p.Sink.CreateTables,
+		OffsetsTable: cdc.TableID{Schema: p.Sink.Postgres.OffsetsSchema, Name: spec.OffsetsTable(instance, p.Name)},
+		Logger:       log,
+	})
+}
+
+// PipelineTopics returns the topics a pipeline reading tables of source
+// consumes.
+func PipelineTopics(instance, source string, tables []cdc.TableID) []string {
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = spec.TopicName(instance, source, t)
+	}
+	return names
 }
 
 // retry calls fn with backoff until it succeeds or ctx ends, logging why

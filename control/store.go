@@ -1,0 +1,262 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluice-cdc/sluice/pipelines/spec"
+	"github.com/sluice-cdc/sluice/pipelines/worker"
+)
+
+// KV is the compacted control topic the store keeps its records in
+// (broker.Store).
+type KV interface {
+	Save(ctx context.Context, key string, value []byte) error
+	Load(ctx context.Context) (map[string][]byte, error)
+}
+
+// Head is the current state of one source or pipeline: its spec version
+// and the state an operator wants it in.
+type Head struct {
+	Kind      spec.Kind    `json:"kind"`
+	Name      string       `json:"name"`
+	Version   int          `json:"version"`
+	Desired   worker.State `json:"desired_state"`
+	Deleted   bool         `json:"deleted,omitempty"`
+	UpdatedAt time.Time    `json:"updated_at"`
+}
+
+// Version is one accepted spec of a source or pipeline, as it was sent:
+// secret references stay references.
+type Version struct {
+	Version   int       `json:"version"`
+	Format    string    `json:"format"` // "yaml" or "json"
+	Spec      string    `json:"spec"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+type key struct {
+	kind spec.Kind
+	name string
+}
+
+// Store keeps specs, their versions and desired states in the
+// control topic _sluice.<instance>.configs, so that a restarted server (or
+// another one) sees the same world. Keys are "<kind>/<name>" for heads and
+// "<kind>/<name>/v/<n>" for versions. A deleted resource keeps a head
+// marked deleted, not a tombstone: compaction may remove tombstones, and
+// version numbers must never be reused.
+type Store struct {
+	kv KV
+
+	mu       sync.Mutex
+	heads    map[key]Head
+	versions map[key]map[int]Version
+}
+
+// OpenStore loads the store's records from kv.
+func OpenStore(ctx context.Context, kv KV) (*Store, error) {
+	s := &Store{kv: kv}
+	if err := s.Reload(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Reload reads every record again (to see another server's changes).
+func (s *Store) Reload(ctx context.Context) error {
+	all, err := s.kv.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("load control state: %w", err)
+	}
+	heads := map[key]Head{}
+	versions := map[key]map[int]Version{}
+	for k, v := range all {
+		parts := strings.Split(k, "/")
+		switch {
+		case len(parts) == 2:
+			var h Head
+			if err := json.Unmarshal(v, &h); err != nil {
+				return fmt.Errorf("control record %q: %w", k, err)
+			}
+			heads[key{h.Kind, h.Name}] = h
+		case len(parts) == 4 && parts[2] == "v":
+			var ver Version
+			if err := json.Unmarshal(v, &ver); err != nil {
+				return fmt.Errorf("control record %q: %w", k, err)
+			}
+			kk := key{spec.Kind(parts[0]), parts[1]}
+			if versions[kk] == nil {
+				versions[kk] = map[int]Version{}
+			}
+			versions[kk][ver.Version] = ver
+		}
+	}
+	s.mu.Lock()
+	s.heads, s.versions = heads, versions
+	s.mu.Unlock()
+	return nil
+}
+
+func headKey(k key) string { return string(k.kind) + "/" + k.name }
+func versionKey(k key, v int) string {
+	return string(k.kind) + "/" + k.name + "/v/" + strconv.Itoa(v)
+}
+
+// ErrNotFound is returned for a source or pipeline that does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Put stores text as the next version of kind/name, unless it equals the
+// current version. A new resource's desired state is running; an existing
+// one keeps its own. created tells whether the resource is new.
+func (s *Store) Put(ctx context.Context, kind spec.Kind, name, format, text string) (h Head, created bool, err error) {
+	k := key{kind, name}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, exists := s.heads[k]
+	exists = exists && !old.Deleted
+	if exists && s.versions[k][old.Version].Spec == text {
+		return old, false, nil
+	}
+	next := 1
+	for v := range s.versions[k] {
+		next = max(next, v+1)
+	}
+	now := time.Now().UTC()
+	ver := Version{Version: next, Format: format, Spec: text, CreatedAt: now}
+	h = Head{Kind: kind, Name: name, Version: next, Desired: worker.StateRunning, UpdatedAt: now}
+	if exists {
+		h.Desired = old.Desired
+	}
+	if err := s.save(ctx, versionKey(k, next), ver); err != nil {
+		return Head{}, false, err
+	}
+	if err := s.save(ctx, headKey(k), h); err != nil {
+		return Head{}, false, err
+	}
+	if s.versions[k] == nil {
+		s.versions[k] = map[int]Version{}
+	}
+	s.versions[k][next] = ver
+	s.heads[k] = h
+	return h, !exists, nil
+}
+
+// Restore makes version v of kind/name current again, as a new version.
+func (s *Store) Restore(ctx context.Context, kind spec.Kind, name string, v int) (Head, error) {
+	s.mu.Lock()
+	ver, ok := s.versions[key{kind, name}][v]
+	h, exists := s.heads[key{kind, name}]
+	s.mu.Unlock()
+	if !exists || h.Deleted {
+		return Head{}, ErrNotFound
+	}
+	if !ok {
+		return Head{}, fmt.Errorf("version %d: %w", v, ErrNotFound)
+	}
+	h, _, err := s.Put(ctx, kind, name, ver.Format, ver.Spec)
+	return h, err
+}
+
+// SetDesired records the state an operator wants kind/name in.
+func (s *Store) SetDesired(ctx context.Context, kind spec.Kind, name string, st worker.State) (Head, error) {
+	return s.update(ctx, kind, name, func(h *Head) { h.Desired = st })
+}
+
+// Delete marks kind/name deleted.
+func (s *Store) Delete(ctx context.Context, kind spec.Kind, name string) error {
+	_, err := s.update(ctx, kind, name, func(h *Head) { h.Deleted, h.Desired = true, worker.StateStopped })
+	return err
+}
+
+func (s *Store) update(ctx context.Context, kind spec.Kind, name string, f func(*Head)) (Head, error) {
+	k := key{kind, name}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.heads[k]
+	if !ok || h.Deleted {
+		return Head{}, ErrNotFound
+	}
+	f(&h)
+	h.UpdatedAt = time.Now().UTC()
+	if err := s.save(ctx, headKey(k), h); err != nil {
+		return Head{}, err
+	}
+	s.heads[k] = h
+	return h, nil
+}
+
+func (s *Store) save(ctx context.Context, k string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if err := s.kv.Save(ctx, k, b); err != nil {
+		return fmt.Errorf("save control state: %w", err)
+	}
+	return nil
+}
+
+// Get returns the head and current version of kind/name.
+func (s *Store) Get(kind spec.Kind, name string) (Head, Version, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.heads[key{kind, name}]
+	if !ok || h.Deleted {
+		return Head{}, Version{}, false
+	}
+	return h, s.versions[key{kind, name}][h.Version], true
+}
+
+// List returns the heads of kind, by name.
+func (s *Store) List(kind spec.Kind) []Head {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Head
+	for k, h := range s.heads {
+		if k.kind == kind && !h.Deleted {
+			out = append(out, h)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Versions returns every stored version of kind/name, oldest first.
+func (s *Store) Versions(kind spec.Kind, name string) ([]Version, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.heads[key{kind, name}]
+	if !ok || h.Deleted {
+		return nil, false
+	}
+	var out []Version
+	for _, v := range s.versions[key{kind, name}] {
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	return out, true
+}
+
+// parseVersion decodes a stored spec.
+func parseVersion(v Version) (spec.Spec, error) {
+	name := "stored.yaml"
+	if v.Format == "json" {
+		name = "stored.json"
+	}
+	specs, err := spec.Parse([]byte(v.Spec), name)
+	if err != nil {
+		return nil, err
+	}
+	if len(specs) != 1 {
+		return nil, fmt.Errorf("stored spec holds %d documents", len(specs))
+	}
+	return specs[0], nil
+}
