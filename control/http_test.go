@@ -287,4 +287,3 @@ func TestTokens(t *testing.T) {
 		}
 	}
 }
-
