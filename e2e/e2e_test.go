@@ -73,6 +73,7 @@ type server struct {
 	args    []string
 	env     []string
 	logPath string
+	listen  string // the API's address
 	cmd     *exec.Cmd
 }
 
@@ -86,8 +87,8 @@ func newServer(t *testing.T, instance, specYAML string, env ...string) (*server,
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
-	s := &server{t: t, env: env, logPath: filepath.Join(dir, "sluice.log"),
-		args: []string{"server", "--instance", instance, "--data-dir", filepath.Join(dir, "data"), "--kafka-listen", addr, "--listen", freeAddr(t), "-f", specPath}}
+	s := &server{t: t, env: env, logPath: filepath.Join(dir, "sluice.log"), listen: freeAddr(t)}
+	s.args = []string{"server", "--instance", instance, "--data-dir", filepath.Join(dir, "data"), "--kafka-listen", addr, "--listen", s.listen, "-f", specPath}
 	t.Cleanup(func() {
 		s.kill()
 		if t.Failed() {

@@ -62,5 +62,6 @@ func newRoot() *cobra.Command {
 	}
 	lf.register(root)
 	root.AddCommand(newServerCmd(lf), newDemoCmd(lf))
+	root.AddCommand(clientCommands()...)
 	return root
 }
