@@ -287,3 +287,17 @@ func TestTokens(t *testing.T) {
 		}
 	}
 }
+
+func TestPublishStatus(t *testing.T) {
+	s, _, reopen := newTestServer(t)
+	s.StatusKV = reopen()
+	call{"PUT", "/v1/sources/src", admin, "application/yaml", srcYAML, 201, ""}.do(t, s.Handler())
+	s.publishStatus(t.Context())
+	all, err := s.StatusKV.Load(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(all["Source/src"]), `"desired_state":"running"`) {
+		t.Fatalf("published statuses: %q", all)
+	}
+}

@@ -13,6 +13,7 @@ package control
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,7 +45,12 @@ type Server struct {
 	Kafka  *kgo.Client
 	Tokens Tokens
 	Logger *slog.Logger
+	// StatusKV, when set, receives every unit's status when it changes
+	// (the control topic _sluice.<instance>.status), for other servers and
+	// tools.
+	StatusKV KV
 
+	published   map[string]string // status key -> last JSON saved
 	mu          sync.Mutex
 	generations map[key]int // restart actions
 	actionMu    sync.Mutex  // one clear/replay at a time
@@ -96,6 +102,7 @@ func (s *Server) Run(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
+		s.publishStatus(ctx)
 		if err := s.Store.Reload(ctx); err != nil {
 			if ctx.Err() == nil {
 				s.Logger.Warn("reloading control state failed", "err", err)
@@ -103,6 +110,33 @@ func (s *Server) Run(ctx context.Context, interval time.Duration) {
 			continue
 		}
 		s.Reconcile()
+	}
+}
+
+// publishStatus saves the statuses that changed since the last call.
+func (s *Server) publishStatus(ctx context.Context) {
+	if s.StatusKV == nil {
+		return
+	}
+	if s.published == nil {
+		s.published = map[string]string{}
+	}
+	for _, st := range s.Runtime.Statuses() {
+		b, err := json.Marshal(st)
+		if err != nil {
+			continue
+		}
+		k := string(st.Kind) + "/" + st.Name
+		if s.published[k] == string(b) {
+			continue
+		}
+		if err := s.StatusKV.Save(ctx, k, b); err != nil {
+			if ctx.Err() == nil {
+				s.Logger.Warn("publishing status failed", "err", err)
+			}
+			return
+		}
+		s.published[k] = string(b)
 	}
 }
 
