@@ -35,7 +35,10 @@ func newServerCmd(lf *logFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run sources and pipelines: capture changes into Kafka, apply them to destinations",
-		Long: `Runs the sources and pipelines in the given spec files until SIGINT or SIGTERM.
+		Long: `Runs sources and pipelines until SIGINT or SIGTERM: those of the spec files
+given with -f (applied at start like "sluice apply"), and those created through
+the REST API on --listen. Specs and desired states are kept in Kafka, so a
+restart runs again what ran before.
 
 Without --brokers it starts an embedded Kafka-protocol broker (state under
 --data-dir, listening on --kafka-listen) that any Kafka client can use; with
