@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -154,6 +155,7 @@ type event struct {
 	key    string
 	op     string // "" for a tombstone
 	after  map[string]any
+	lsn    int64 // source.lsn
 	offset int64
 }
 
@@ -197,17 +199,23 @@ func readTopic(t *testing.T, addr, topic string) []event {
 				t.Fatalf("key at %d is not JSON: %v", r.Offset, err)
 			}
 			ev := event{key: fmt.Sprint(k.Payload["id"]), offset: r.Offset}
+			if f, ok := k.Payload["id"].(float64); ok { // not 1e+06
+				ev.key = strconv.FormatFloat(f, 'f', -1, 64)
+			}
 			if r.Value != nil {
 				var v struct {
 					Payload struct {
-						Op    string         `json:"op"`
-						After map[string]any `json:"after"`
+						Op     string         `json:"op"`
+						After  map[string]any `json:"after"`
+						Source struct {
+							LSN int64 `json:"lsn"`
+						} `json:"source"`
 					} `json:"payload"`
 				}
 				if err := json.Unmarshal(r.Value, &v); err != nil {
 					t.Fatalf("value at %d is not JSON: %v", r.Offset, err)
 				}
-				ev.op, ev.after = v.Payload.Op, v.Payload.After
+				ev.op, ev.after, ev.lsn = v.Payload.Op, v.Payload.After, v.Payload.Source.LSN
 			}
 			out = append(out, ev)
 		})
