@@ -60,6 +60,7 @@ type JSON struct {
 	clock   func() time.Time
 	tables  boundedCache[tableKey, *tableCodec]
 	decoded boundedCache[uint64, *schemaEntry] // by hash of the schema text
+	known   knownSchemas                       // for split's fast path
 	seed    maphash.Seed
 }
 

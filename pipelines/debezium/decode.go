@@ -26,20 +26,24 @@ import (
 // a reader can tell which row the tombstone is for. A nil key means a table
 // without key columns.
 func (j *JSON) Decode(key, value []byte) (cdc.Record, error) {
-	r, err := j.decode(key, value)
+	r, err := j.decode(key, value, true)
+	if err != nil && !errors.Is(err, ErrTombstone) {
+		// The fast split may have misread an odd message: parse it fully.
+		r, err = j.decode(key, value, false)
+	}
 	if err != nil && !errors.Is(err, ErrTombstone) {
 		err = fmt.Errorf("debezium: decode: %w", err)
 	}
 	return r, err
 }
 
-func (j *JSON) decode(key, value []byte) (cdc.Record, error) {
+func (j *JSON) decode(key, value []byte, fast bool) (cdc.Record, error) {
 	var r cdc.Record
-	vs, payload, err := split(value)
+	vs, payload, err := j.split(value, fast)
 	if err != nil {
 		return r, fmt.Errorf("value: %w", err)
 	}
-	ks, kp, err := split(key)
+	ks, kp, err := j.split(key, fast)
 	if err != nil {
 		return r, fmt.Errorf("key: %w", err)
 	}
@@ -121,6 +125,21 @@ func tombstone(ks, kp json.RawMessage) (cdc.Record, error) {
 	}
 	r.Schema = d.schema(r.Table)
 	return r, ErrTombstone
+}
+
+// split is the package's split, first trying (when fast) the known
+// schemas, and remembering the schema it parsed.
+func (j *JSON) split(data []byte, fast bool) (schema, payload json.RawMessage, err error) {
+	if fast {
+		if s, p, ok := j.known.split(data); ok {
+			return s, p, nil
+		}
+	}
+	schema, payload, err = split(data)
+	if err == nil && schema != nil {
+		j.known.add(data, schema)
+	}
+	return schema, payload, err
 }
 
 // split splits a Connect JsonConverter message into the text of its schema

@@ -1,0 +1,67 @@
+package debezium
+
+import (
+	"bytes"
+	"sync"
+)
+
+// knownSchemas remembers the schema texts of recent messages. Every message
+// of a table carries the same schema, often ten times the size of its
+// payload; finding the payload of a message whose schema is known takes a
+// byte comparison instead of parsing the whole message again.
+type knownSchemas struct {
+	mu   sync.Mutex
+	list [][]byte // most recently used first
+}
+
+const (
+	maxKnownSchemas = 32
+	schemaHead      = `{"schema":`
+	payloadMid      = `,"payload":`
+)
+
+// split returns the schema and payload of data if data is exactly
+// {"schema":S,"payload":P} with a known S. The caller still parses P, and
+// must fall back to the full parse if that fails (P may then be something
+// like `1,"extra":2`, from a message that is not of that shape).
+func (k *knownSchemas) split(data []byte) (schema, payload []byte, ok bool) {
+	if len(data) < len(schemaHead)+len(payloadMid)+2 || !bytes.HasPrefix(data, []byte(schemaHead)) || data[len(data)-1] != '}' {
+		return nil, nil, false
+	}
+	rest := data[len(schemaHead) : len(data)-1]
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for i, s := range k.list {
+		if len(rest) > len(s)+len(payloadMid) && bytes.HasPrefix(rest, s) && bytes.HasPrefix(rest[len(s):], []byte(payloadMid)) {
+			if i > 0 {
+				copy(k.list[1:i+1], k.list[:i])
+				k.list[0] = s
+			}
+			payload = rest[len(s)+len(payloadMid):]
+			if bytes.Equal(payload, jsonNull) {
+				payload = nil
+			}
+			return s, payload, true
+		}
+	}
+	return nil, nil, false
+}
+
+// add remembers schema, the schema of data as a full parse found it, when
+// data has the exact shape split recognises.
+func (k *knownSchemas) add(data, schema []byte) {
+	if len(schema) == 0 || !bytes.HasPrefix(data, []byte(schemaHead)) {
+		return
+	}
+	rest := data[len(schemaHead):]
+	if !bytes.HasPrefix(rest, schema) || !bytes.HasPrefix(rest[len(schema):], []byte(payloadMid)) {
+		return
+	}
+	s := bytes.Clone(schema)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.list = append([][]byte{s}, k.list...)
+	if len(k.list) > maxKnownSchemas {
+		k.list = k.list[:maxKnownSchemas]
+	}
+}
