@@ -331,10 +331,24 @@ func classify(err error) error {
 	if pe.Detail != "" {
 		err = fmt.Errorf("%w (%s)", err, pe.Detail)
 	}
-	if permanentCode(pe.Code) {
+	if permanentCode(pe.Code) && !catalogRace(pe) {
 		return cdc.Permanent(err)
 	}
 	return err
+}
+
+// catalogRace tells a unique violation in the system catalogs: two
+// sessions creating the same table or schema at once (CREATE ... IF NOT
+// EXISTS is not atomic against that). Retrying finds the object there.
+func catalogRace(pe *pgconn.PgError) bool {
+	if pe.Code != "23505" {
+		return false
+	}
+	switch pe.ConstraintName {
+	case "pg_type_typname_nsp_index", "pg_class_relname_nsp_index", "pg_namespace_nspname_index":
+		return true
+	}
+	return false
 }
 
 func permanentCode(code string) bool {

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sluice-cdc/sluice/pipelines/cdc"
 )
@@ -817,5 +819,17 @@ func TestSinkResetOffsets(t *testing.T) {
 	}
 	if diff := cmp.Diff(cdc.Offsets{b: 5}, got); diff != "" {
 		t.Errorf("offsets after reset (-want +got):\n%s", diff)
+	}
+}
+
+func TestClassifyCatalogRace(t *testing.T) {
+	race := &pgconn.PgError{Code: "23505", ConstraintName: "pg_type_typname_nsp_index", Message: "duplicate key"}
+	var perm *cdc.PermanentError
+	if errors.As(classify(race), &perm) {
+		t.Error("a concurrent CREATE TABLE is classified permanent")
+	}
+	dup := &pgconn.PgError{Code: "23505", ConstraintName: "users_pkey", Message: "duplicate key"}
+	if !errors.As(classify(dup), &perm) {
+		t.Error("a duplicate key in a user table is not permanent")
 	}
 }
