@@ -96,7 +96,7 @@ func measureLatency(ctx context.Context, dsn, addr string, o options) (*LatencyR
 	inserted := make(chan int64, 1) // the generator's final count, so the consumer knows when to stop
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		n, secs, err := generate(gctx, dsn, o.latencyRate, o.latencyDuration)
+		n, secs, err := generate(gctx, dsn, insertRange, o.latencyRate, o.latencyDuration)
 		res.Rows, res.Seconds = n, secs
 		inserted <- n
 		return err
@@ -119,9 +119,10 @@ func measureLatency(ctx context.Context, dsn, addr string, o options) (*LatencyR
 
 // generate inserts rate rows per second for d, in one transaction every
 // 10ms: rate/100 rows, or more when a slow insert left rows due (at most ten
-// ticks' worth at once), so the average rate holds. It returns how many rows
-// it inserted and how long it took.
-func generate(ctx context.Context, dsn string, rate int, d time.Duration) (int64, float64, error) {
+// ticks' worth at once), so the average rate holds. Each transaction is one
+// execution of insert, which inserts the ids from $1 to $2 (ids start at 1).
+// It returns how many rows it inserted and how long it took.
+func generate(ctx context.Context, dsn, insert string, rate int, d time.Duration) (int64, float64, error) {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return 0, 0, fmt.Errorf("generator: connect: %w", err)
@@ -146,7 +147,7 @@ func generate(ctx context.Context, dsn string, rate int, d time.Duration) (int64
 		}
 		due := int64(time.Since(t0).Seconds()*float64(rate)) - done
 		n := min(max(due, perTick), 10*perTick)
-		if _, err := conn.Exec(ctx, insertRange, done+1, done+n); err != nil {
+		if _, err := conn.Exec(ctx, insert, done+1, done+n); err != nil {
 			return done, time.Since(t0).Seconds(), fmt.Errorf("generator: insert: %w", err)
 		}
 		done += n

@@ -1,15 +1,24 @@
-// Command bench measures Sluice's PostgreSQL capture on this machine and
-// prints a report: throughput next to a bare pglogrepl reader (the ceiling),
-// commit-to-Kafka latency at a steady rate, peak RSS of the sluice process,
-// and the impact of capture on the source (pgbench TPS while Sluice captures,
-// next to pgbench TPS while the bare reader captures).
+// Command bench measures Sluice on this machine and prints a report.
+//
+// Capture: throughput next to a bare pglogrepl reader (the ceiling),
+// commit-to-Kafka latency at a steady rate, and the impact of capture on the
+// source (pgbench TPS while Sluice captures, next to pgbench TPS while the
+// bare reader captures).
+//
+// Apply: throughput of a pipeline applying a backlog already on Kafka, in
+// upsert mode next to a bare multi-row INSERT ... ON CONFLICT and in insert
+// mode next to a bare COPY (the ceilings), and source-to-destination latency
+// at a steady rate through source, Kafka and pipeline.
+//
+// Peak RSS of the sluice process is reported for every run.
 //
 // It builds cmd/sluice and runs it as a subprocess (with its embedded
 // broker), against a throwaway PostgreSQL it starts and stops itself. It
 // never asserts: it reports figures and whether each target was met.
 //
 //	go run ./bench [-rows 1000000] [-latency-duration 30s] [-pgbench-duration 30s]
-//	               [-skip throughput,latency,pgbench] [-json FILE]
+//	               [-apply-rows 1000000] [-apply-batch-rows 5000]
+//	               [-skip throughput,latency,pgbench,apply,apply-latency] [-json FILE]
 //
 // Linux only: peak RSS and CPU time are read from /proc.
 package main
@@ -25,6 +34,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sluice-cdc/sluice/pipelines/spec"
 )
 
 // options are the command-line flags.
@@ -35,6 +46,8 @@ type options struct {
 	latencyRate     int
 	pgbenchDuration time.Duration
 	pgbenchScale    int
+	applyRows       int
+	applyBatchRows  int
 	skip            map[string]bool
 	jsonPath        string
 	sluiceBin       string
@@ -42,7 +55,7 @@ type options struct {
 }
 
 // scenarios are the parts of the benchmark -skip accepts.
-var scenarios = []string{"throughput", "latency", "pgbench"}
+var scenarios = []string{"throughput", "latency", "pgbench", "apply", "apply-latency"}
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
@@ -55,6 +68,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.latencyRate, "latency-rate", 1000, "rows per second in the latency run (in 100 transactions per second)")
 	fs.DurationVar(&o.pgbenchDuration, "pgbench-duration", 30*time.Second, "duration of each pgbench run (pgbench -T)")
 	fs.IntVar(&o.pgbenchScale, "pgbench-scale", 10, "pgbench scale factor (pgbench -i -s)")
+	fs.IntVar(&o.applyRows, "apply-rows", 1_000_000, "rows put on Kafka, then applied, in the apply run")
+	fs.IntVar(&o.applyBatchRows, "apply-batch-rows", spec.DefaultBatchRows, "sink.batch_rows of the apply run's pipelines")
 	fs.StringVar(&skip, "skip", "", "comma-separated scenarios to skip: "+strings.Join(scenarios, ","))
 	fs.StringVar(&o.jsonPath, "json", "", "also write the figures as JSON to this file")
 	fs.StringVar(&o.sluiceBin, "sluice", "", "use this sluice binary instead of building ./cmd/sluice")
@@ -68,6 +83,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var errs []error
 	if o.rows < 1 || o.txRows < 1 {
 		errs = append(errs, errors.New("-rows and -tx-rows must be positive"))
+	}
+	if o.applyRows < 1 {
+		errs = append(errs, errors.New("-apply-rows must be positive"))
+	}
+	if o.applyBatchRows < 1 || o.applyBatchRows > spec.MaxBatchRows {
+		errs = append(errs, fmt.Errorf("-apply-batch-rows must be 1 to %d", spec.MaxBatchRows))
 	}
 	if o.latencyRate < 100 || o.latencyRate%100 != 0 {
 		errs = append(errs, errors.New("-latency-rate must be a positive multiple of 100"))
@@ -144,6 +165,8 @@ func run(ctx context.Context, o options) (err error) {
 	step("throughput", func() (err error) { rep.Throughput, err = runThroughput(ctx, e, o); return err })
 	step("latency", func() (err error) { rep.Latency, err = runLatency(ctx, e, o); return err })
 	step("pgbench", func() (err error) { rep.Pgbench, err = runPgbench(ctx, e, o); return err })
+	step("apply", func() (err error) { rep.Apply, err = runApply(ctx, e, o); return err })
+	step("apply-latency", func() (err error) { rep.ApplyLatency, err = runApplyLatency(ctx, e, o); return err })
 	rep.TotalSeconds = time.Since(began).Seconds()
 	rep.finish()
 	rep.print(os.Stdout)

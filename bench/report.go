@@ -17,6 +17,10 @@ const (
 	targetP99Ms        = 250.0
 	targetRSSBytes     = 300 << 20
 	targetTPSRatio     = 0.95
+
+	targetApplyUpsertRatio = 0.70  // Sluice upsert over bare INSERT ... ON CONFLICT
+	targetApplyInsertRatio = 0.50  // Sluice insert over bare COPY
+	targetApplyP99Ms       = 500.0 // source commit -> destination commit
 )
 
 // Report is every figure of a bench run; it is also the JSON written by -json.
@@ -26,6 +30,9 @@ type Report struct {
 	Throughput *ThroughputResult `json:"throughput,omitempty"`
 	Latency    *LatencyResult    `json:"latency,omitempty"`
 	Pgbench    *PgbenchResult    `json:"pgbench,omitempty"`
+	Apply      *ApplyResult      `json:"apply,omitempty"`
+	// ApplyLatency is source -> destination latency through a pipeline.
+	ApplyLatency *ApplyLatencyResult `json:"apply_latency,omitempty"`
 	// PeakRSSBytes is the highest VmHWM of any sluice process measured.
 	PeakRSSBytes int64           `json:"peak_rss_bytes"`
 	Targets      map[string]bool `json:"targets_met"`
@@ -63,6 +70,23 @@ func (r *Report) finish() {
 		r.PeakRSSBytes = max(r.PeakRSSBytes, p.SluicePeakRSSBytes)
 		r.Targets["pgbench_tps_ratio"] = p.Ratio >= targetTPSRatio
 	}
+	if a := r.Apply; a != nil {
+		for _, run := range []*ApplyRun{a.Upsert, a.Insert} {
+			if run != nil {
+				r.PeakRSSBytes = max(r.PeakRSSBytes, run.PeakRSSBytes)
+			}
+		}
+		if a.Upsert != nil && a.BareUpsert != nil {
+			r.Targets["apply_upsert_ratio"] = a.UpsertRatio >= targetApplyUpsertRatio
+		}
+		if a.Insert != nil && a.BareCopy != nil {
+			r.Targets["apply_insert_ratio"] = a.InsertRatio >= targetApplyInsertRatio
+		}
+	}
+	if l := r.ApplyLatency; l != nil {
+		r.PeakRSSBytes = max(r.PeakRSSBytes, l.SluicePeakRSSBytes)
+		r.Targets["apply_p99_latency"] = l.EndToEnd.P99 < targetApplyP99Ms
+	}
 	if r.PeakRSSBytes > 0 {
 		r.Targets["peak_rss"] = r.PeakRSSBytes < targetRSSBytes
 	}
@@ -91,6 +115,12 @@ func (r *Report) print(w io.Writer) {
 	}
 	if g := r.Pgbench; g != nil {
 		r.printPgbench(p, g)
+	}
+	if a := r.Apply; a != nil {
+		r.printApply(p, a)
+	}
+	if l := r.ApplyLatency; l != nil {
+		r.printApplyLatency(p, l)
 	}
 	if r.PeakRSSBytes > 0 {
 		p("")

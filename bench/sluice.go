@@ -34,11 +34,12 @@ snapshot: never
 
 // sluiceProc is one `sluice server` subprocess with its embedded broker.
 type sluiceProc struct {
-	cmd     *exec.Cmd
-	done    chan struct{} // closed when the process has exited and been reaped
-	started time.Time     // just before the process was started
-	addr    string        // the embedded broker's host:port
-	logPath string
+	cmd      *exec.Cmd
+	done     chan struct{} // closed when the process has exited and been reaped
+	started  time.Time     // just before the process was started
+	addr     string        // the embedded broker's host:port
+	logPath  string
+	logStart int64 // size of the log before this run: its lines start there
 }
 
 // startSluice runs `sluice server` for one source capturing tables of the
@@ -46,17 +47,29 @@ type sluiceProc struct {
 // directory under scenario, so a second start of the same scenario resumes
 // from the stored checkpoint. It returns once the broker accepts connections.
 func (e *env) startSluice(ctx context.Context, scenario, dsn string, tables []string) (*sluiceProc, error) {
+	specText := fmt.Sprintf(specTemplate, sourceName, strings.Join(tables, ", "))
+	return e.launchSluice(ctx, scenario, specText, "SRC_DSN="+dsn)
+}
+
+// launchSluice runs `sluice server` on the specs of specText, with env
+// added to its environment (the values of the specs' ${env:...}
+// references). Its data directory, spec and log live in the work directory
+// under scenario: a second start of the same scenario reuses the data
+// directory, and appends to the log. Sluice keeps the specs it is given in
+// its Kafka, so a later start on the same data directory still runs the
+// earlier ones too. It returns once the broker accepts connections.
+func (e *env) launchSluice(ctx context.Context, scenario, specText string, env ...string) (*sluiceProc, error) {
 	dir := filepath.Join(e.work, scenario)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("sluice dir: %w", err)
 	}
-	specPath := filepath.Join(dir, "source.yaml")
-	specText := fmt.Sprintf(specTemplate, sourceName, strings.Join(tables, ", "))
+	specPath := filepath.Join(dir, "specs.yaml")
 	if err := os.WriteFile(specPath, []byte(specText), 0o644); err != nil {
 		return nil, fmt.Errorf("write spec: %w", err)
 	}
-	port, err := freePort()
-	if err != nil {
+	port, err1 := freePort()
+	apiPort, err2 := freePort() // not the default 8080: it may be taken
+	if err := errors.Join(err1, err2); err != nil {
 		return nil, err
 	}
 	p := &sluiceProc{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), logPath: filepath.Join(dir, "sluice.log"),
@@ -66,9 +79,13 @@ func (e *env) startSluice(ctx context.Context, scenario, dsn string, tables []st
 		return nil, fmt.Errorf("sluice log: %w", err)
 	}
 	defer logf.Close() // the child holds its own descriptor
+	if fi, err := logf.Stat(); err == nil {
+		p.logStart = fi.Size()
+	}
 	p.cmd = exec.Command(e.bin, "server", "--instance", instance, "--data-dir", filepath.Join(dir, "data"),
-		"--kafka-listen", p.addr, "-f", specPath, "--log-level", e.logLevel)
-	p.cmd.Env = append(os.Environ(), "SRC_DSN="+dsn)
+		"--kafka-listen", p.addr, "--listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(apiPort)),
+		"-f", specPath, "--log-level", e.logLevel)
+	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.SysProcAttr = childAttr()
 	if err := p.spawn(); err != nil {
