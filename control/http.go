@@ -326,7 +326,9 @@ func (s *Server) checkPipeline(p *spec.Pipeline) []fieldProblem {
 		sources[src.Name] = src
 	}
 	errs = append(errs, p.CheckReferences(sources))
-	if _, err := transforms.Compile(p.Stages); err != nil {
+	// Check, not Compile: the API neither resolves salts nor reads code
+	// table files (the worker does, when it runs the pipeline).
+	if err := transforms.Check(p.Stages); err != nil {
 		errs = append(errs, err)
 	}
 	return specProblems(errors.Join(errs...))

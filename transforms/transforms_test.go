@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/sluice-cdc/sluice/pipelines/cdc"
 	"github.com/sluice-cdc/sluice/pipelines/spec"
 )
@@ -132,7 +133,7 @@ func TestChainReusesSchemas(t *testing.T) {
 
 func TestCompileErrors(t *testing.T) {
 	_, err := Compile([]spec.Stage{{}, {Rename: &spec.RenameStage{Table: "a.b.c"}}})
-	if err == nil || !strings.Contains(err.Error(), "stages[0].") || !strings.Contains(err.Error(), `stages[1].rename: table "a.b.c"`) {
+	if err == nil || !strings.Contains(err.Error(), "stages[0]: ") || !strings.Contains(err.Error(), `stages[1].rename: table "a.b.c"`) {
 		t.Fatalf("got %v", err)
 	}
 	if fes := spec.FieldErrors(err); len(fes) != 2 {

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -23,6 +24,10 @@ func main() {
 	defer stop()
 	if err := newRoot().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "sluice:", err)
+		var ec interface{ ExitCode() int }
+		if errors.As(err, &ec) {
+			os.Exit(ec.ExitCode())
+		}
 		os.Exit(1)
 	}
 }
@@ -61,7 +66,7 @@ func newRoot() *cobra.Command {
 		Version:       version,
 	}
 	lf.register(root)
-	root.AddCommand(newServerCmd(lf), newDemoCmd(lf))
+	root.AddCommand(newServerCmd(lf), newDemoCmd(lf), newTestCmd())
 	root.AddCommand(clientCommands()...)
 	return root
 }

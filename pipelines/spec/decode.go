@@ -74,11 +74,22 @@ func under(path string, paths []string) bool {
 // nested merges of aliases can otherwise grow exponentially.
 const maxMerged = 10000
 
+// maxDepth and maxNodes bound the walk: split stages nest, and an alias
+// may refer to a node that contains it, or repeat a large one many times.
+const (
+	maxDepth = 64
+	maxNodes = 100000
+)
+
 // decoder walks a node tree into a Go value strictly, collecting errors.
 type decoder struct {
 	errs   []fieldAt
 	lines  map[string]int // field path -> line, to locate Validate's errors
 	merged int            // fields brought in by merge keys so far
+	depth  int            // nesting of the node being decoded
+	nodes  int            // nodes decoded so far
+	tooBig bool           // reported that the walk hit maxDepth or maxNodes
+	open   map[*yaml.Node]bool
 }
 
 func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
@@ -110,6 +121,23 @@ var (
 // postgres connector, whose missing fields Validate then reports.
 func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 	n = resolve(n)
+	if d.open[n] {
+		d.fail(n, path, "an alias refers to a node that contains it")
+		return
+	}
+	if d.nodes++; d.nodes > maxNodes || d.depth >= maxDepth {
+		if !d.tooBig {
+			d.fail(n, path, "nested too deeply or too large (aliases repeating large nodes?)")
+			d.tooBig = true
+		}
+		return
+	}
+	if d.open == nil {
+		d.open = map[*yaml.Node]bool{}
+	}
+	d.open[n] = true
+	d.depth++
+	defer func() { d.depth--; delete(d.open, n) }()
 	if _, ok := d.lines[path]; !ok {
 		d.lines[path] = n.Line
 	}

@@ -17,6 +17,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(goodSource), false)
 	f.Add([]byte(goodSource+"---\nkind: Pipeline\nname: p\nfrom: {source: elmis, tables: [a]}\nstages: [{x: 1}]\n"), false)
 	f.Add([]byte("kind: Pipeline\nname: p\nfrom: {source: s}\nstages: [{rename: {table: a.b, fields: {x: y}}}, {drop: [z]}]\nsink: {postgres: {dsn: x}, mode: history}\n"), false)
+	f.Add([]byte("kind: Pipeline\nname: p\nfrom: {source: s}\nsink: {postgres: {dsn: x}}\nstages:\n  - set: {field: a, expr: '1', type: int32}\n  - map_values: {field: s, values: {a: null, b: c}}\n  - split: [{stages: [{unwrap: {delete: rewrite, add: [op]}}]}, {}]\n  - hash: {fields: [a], salt: '${env:S}'}\n  - flatten: {field: j, columns: {a: b.0}}\n"), false)
+	f.Add([]byte(`{"kind": "Pipeline", "name": "p", "from": {"source": "s"}, "sink": {"postgres": {"dsn": "x"}}, "stages": [{"split": [{"stages": [{"cast": {"fields": {"a": "uuid[]"}}}]}]}, {"mask": {"fields": ["a"], "keep_last": 2}}]}`), true)
 	f.Add([]byte("kind: Source\nname: a\npostgres:\n  <<: &d {dsn: x, tables: [t]}\n  slot: s\ntopics: {partitions: 3}\n"), false)
 	f.Add([]byte("kind: Source\nname: a\npostgres: {dsn: '${file:/x}', tables: [t], heartbeat_interval: 1h}\n"), false)
 	f.Add([]byte("a: &a [*a]\n"), false)

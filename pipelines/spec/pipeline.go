@@ -3,8 +3,6 @@ package spec
 import (
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 
 	"github.com/sluice-cdc/sluice/pipelines/cdc"
 	"gopkg.in/yaml.v3"
@@ -37,52 +35,6 @@ type From struct {
 	// in Postgres.Tables; without them the pipeline reads every table of
 	// the source.
 	Tables []string `yaml:"tables,omitempty" json:"tables,omitempty"`
-}
-
-// Stage is one transform stage: exactly one of its fields is set. The
-// transforms package compiles stages into functions.
-type Stage struct {
-	// Rename renames the destination table and fields.
-	Rename *RenameStage `yaml:"rename,omitempty" json:"rename,omitempty"`
-	// Drop removes the named fields.
-	Drop []string `yaml:"drop,omitempty" json:"drop,omitempty"`
-	// Keep removes every field except the named ones (and the key).
-	Keep []string `yaml:"keep,omitempty" json:"keep,omitempty"`
-}
-
-// RenameStage renames a record's table and fields.
-type RenameStage struct {
-	// Table is the destination table, "schema.table" or "table" (schema
-	// public), as the catalog spells it.
-	Table string `yaml:"table,omitempty" json:"table,omitempty"`
-	// Fields maps source field names to destination names.
-	Fields map[string]string `yaml:"fields,omitempty" json:"fields,omitempty"`
-}
-
-// stageKinds lists the stage names in the order error messages give them,
-// with whether a stage has that one set.
-var stageKinds = []struct {
-	name string
-	set  func(*Stage) bool
-}{
-	{"rename", func(s *Stage) bool { return s.Rename != nil }},
-	{"drop", func(s *Stage) bool { return s.Drop != nil }},
-	{"keep", func(s *Stage) bool { return s.Keep != nil }},
-}
-
-// Kind returns the name of the stage's kind ("rename", "drop", ...), or
-// "" when not exactly one is set.
-func (s *Stage) Kind() string {
-	kind := ""
-	for _, k := range stageKinds {
-		if k.set(s) {
-			if kind != "" {
-				return ""
-			}
-			kind = k.name
-		}
-	}
-	return kind
 }
 
 // Sink says where and how a pipeline applies its records. Exactly one
@@ -176,97 +128,10 @@ func (p *Pipeline) Validate() error {
 	}
 	errs = append(errs, validateTables("from.tables", p.From.Tables)...)
 	for i := range p.Stages {
-		errs = append(errs, p.Stages[i].validate(fmt.Sprintf("stages[%d]", i))...)
+		errs = append(errs, p.Stages[i].validate(fmt.Sprintf("stages[%d]", i), 0)...)
 	}
 	errs = append(errs, p.Sink.validate("sink")...)
 	return errors.Join(errs...)
-}
-
-func (s *Stage) validate(path string) []error {
-	var errs []error
-	add := func(path, format string, args ...any) {
-		errs = append(errs, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
-	}
-	var names, set []string
-	for _, k := range stageKinds {
-		names = append(names, k.name)
-		if k.set(s) {
-			set = append(set, k.name)
-		}
-	}
-	if len(set) != 1 {
-		add(path, "a stage needs exactly one of: %s", strings.Join(names, ", "))
-		return errs
-	}
-	switch {
-	case s.Rename != nil:
-		r := s.Rename
-		if r.Table == "" && len(r.Fields) == 0 {
-			add(path+".rename", "needs table, fields or both")
-		}
-		if r.Table != "" {
-			for _, err := range validateTables(path+".rename.table", []string{r.Table}) {
-				fe := err.(*FieldError)
-				errs = append(errs, &FieldError{Path: path + ".rename.table", Msg: fe.Msg})
-			}
-		}
-		errs = append(errs, validateRenames(path+".rename.fields", r.Fields)...)
-	case s.Drop != nil:
-		errs = append(errs, validateFields(path+".drop", s.Drop)...)
-	case s.Keep != nil:
-		errs = append(errs, validateFields(path+".keep", s.Keep)...)
-	}
-	return errs
-}
-
-// validateRenames checks a field rename map: names not empty, no two
-// fields renamed to the same name.
-func validateRenames(path string, m map[string]string) []error {
-	var errs []error
-	from := make([]string, 0, len(m))
-	for k := range m {
-		from = append(from, k)
-	}
-	sort.Strings(from)
-	to := map[string]string{}
-	for _, k := range from {
-		p := joinPath(path, k)
-		v := m[k]
-		switch {
-		case k == "":
-			errs = append(errs, &FieldError{Path: p, Msg: "empty field name"})
-		case v == "":
-			errs = append(errs, &FieldError{Path: p, Msg: "want the new field name"})
-		case to[v] != "":
-			errs = append(errs, &FieldError{Path: p, Msg: fmt.Sprintf("%q is also the new name of %q", v, to[v])})
-		default:
-			to[v] = k
-		}
-	}
-	return errs
-}
-
-// validateFields checks a list of field names: at least one, none empty,
-// none twice.
-func validateFields(path string, fields []string) []error {
-	if len(fields) == 0 {
-		return []error{&FieldError{Path: path, Msg: "want at least one field"}}
-	}
-	var errs []error
-	first := map[string]int{}
-	for i, f := range fields {
-		p := fmt.Sprintf("%s[%d]", path, i)
-		if f == "" {
-			errs = append(errs, &FieldError{Path: p, Msg: "empty field name"})
-			continue
-		}
-		if j, dup := first[f]; dup {
-			errs = append(errs, &FieldError{Path: p, Msg: fmt.Sprintf("duplicate of %s[%d]", path, j)})
-			continue
-		}
-		first[f] = i
-	}
-	return errs
 }
 
 func (s *Sink) validate(path string) []error {
