@@ -23,6 +23,9 @@ type Pipeline struct {
 	Stages []Stage `yaml:"stages,omitempty" json:"stages,omitempty"`
 	// Sink applies the records to the destination.
 	Sink Sink `yaml:"sink" json:"sink"`
+	// Errors says what happens to a record that cannot be decoded,
+	// transformed or written: dead_letter (default) or stop.
+	Errors ErrorPolicy `yaml:"errors" json:"errors"`
 	// Tests is the raw tests block, read by the stage test runner.
 	Tests yaml.Node `yaml:"tests,omitempty" json:"-"`
 }
@@ -36,6 +39,19 @@ type From struct {
 	// the source.
 	Tables []string `yaml:"tables,omitempty" json:"tables,omitempty"`
 }
+
+// ErrorPolicy says what a pipeline does with a record it cannot process.
+type ErrorPolicy string
+
+// The error policies.
+const (
+	// ErrorsDeadLetter sends the record to the pipeline's dead-letter
+	// topic, with the reason, and goes on (default).
+	ErrorsDeadLetter ErrorPolicy = "dead_letter"
+	// ErrorsStop stops the pipeline at the record, which stays unapplied
+	// until an operator fixes the cause.
+	ErrorsStop ErrorPolicy = "stop"
+)
 
 // Sink says where and how a pipeline applies its records. Exactly one
 // connector block (for now only Postgres) is set.
@@ -91,7 +107,12 @@ func (p *Pipeline) Kind() Kind { return KindPipeline }
 func (p *Pipeline) Ident() string { return p.Name }
 
 // SetDefaults sets the defaults of the fields a spec may leave out.
-func (p *Pipeline) SetDefaults() { p.Sink.SetDefaults() }
+func (p *Pipeline) SetDefaults() {
+	p.Sink.SetDefaults()
+	if p.Errors == "" {
+		p.Errors = ErrorsDeadLetter
+	}
+}
 
 // SetDefaults sets the sink's defaults.
 func (s *Sink) SetDefaults() {
@@ -120,6 +141,9 @@ func (p *Pipeline) Validate() error {
 	}
 	if err := ValidateName(p.Name); err != nil {
 		add("name", "%v", err)
+	}
+	if p.Errors != ErrorsDeadLetter && p.Errors != ErrorsStop {
+		add("errors", "want %s or %s", ErrorsDeadLetter, ErrorsStop)
 	}
 	if p.From.Source == "" {
 		add("from.source", "required")

@@ -84,6 +84,8 @@ func TestPipelineErrors(t *testing.T) {
 			`doc[0] Pipeline "p" (f.yaml:18): stages[13].split[0].stages[0].drop: want at least one field`}},
 		{"stages that contain themselves", head + "stages: &s\n  - split: [{stages: *s}]\n" + sink, []string{
 			`doc[0] Pipeline "p" (f.yaml:4): stages[0].split[0].stages: an alias refers to a node that contains it`}},
+		{"bad error policy", head + "errors: ignore\n" + sink,
+			[]string{`doc[0] Pipeline "p" (f.yaml:4): errors: want dead_letter or stop`}},
 		{"bad reference", head + "sink: {postgres: {dsn: '${vault:x}'}}\n",
 			[]string{`doc[0] Pipeline "p" (f.yaml:4): sink.postgres.dsn: secret reference at offset 0: want ${env:NAME} or ${file:PATH} (write "$${" for a literal "${")`}},
 	}
