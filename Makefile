@@ -1,6 +1,6 @@
 # Sluice build entry points. CI runs `make test` (see .ci/run).
 #
-#   make deps    install missing system packages (PostgreSQL server, pgbench, kcat)
+#   make deps    install missing system packages (PostgreSQL server, pgbench, kcat, prometheus)
 #   make build   build bin/sluice
 #   make test    deps, go vet, then every test; integration tests start their own servers
 #   make lint    gofmt, go vet, staticcheck

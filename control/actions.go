@@ -27,7 +27,7 @@ type actionResult struct {
 // Actions per kind, as routed by POST /v1/<kind>/{name}/{action}.
 var (
 	sourceActions   = []string{"start", "stop", "pause", "resume", "restart", "restore", "validate"}
-	pipelineActions = []string{"start", "stop", "pause", "resume", "restart", "restore", "validate", "clear", "replay"}
+	pipelineActions = []string{"start", "stop", "pause", "resume", "restart", "restore", "validate", "clear", "replay", "reprocess"}
 )
 
 func (s *Server) action(kind spec.Kind) http.HandlerFunc {
@@ -95,6 +95,8 @@ func (s *Server) action(kind spec.Kind) http.HandlerFunc {
 				return
 			}
 			result, err = s.replay(r.Context(), h, body)
+		case "reprocess":
+			result, err = s.reprocess(r.Context(), h)
 		}
 		switch {
 		case errors.Is(err, errConflict):
@@ -305,6 +307,42 @@ func (s *Server) replay(ctx context.Context, h Head, req replayRequest) (string,
 	}
 	done = append(done, fmt.Sprintf("replaying from %s (%d partitions positioned)", orDefault(req.From, "earliest"), len(offs)))
 	return strings.Join(done, "; "), nil
+}
+
+// reprocess runs a pipeline's dead letters through its current spec: it
+// stops the pipeline if it runs, reprocesses, and starts it again.
+func (s *Server) reprocess(ctx context.Context, h Head) (string, error) {
+	p, err := s.pipeline(h.Name)
+	if err != nil {
+		return "", err
+	}
+	src, err := s.source(p.From.Source)
+	if err != nil {
+		return "", fmt.Errorf("source %q: %w", p.From.Source, err)
+	}
+	s.actionMu.Lock()
+	defer s.actionMu.Unlock()
+	if h.Desired == worker.StateRunning {
+		if _, err := s.Store.SetDesired(ctx, h.Kind, h.Name, worker.StateStopped); err != nil {
+			return "", err
+		}
+		s.Reconcile()
+		defer func() {
+			if _, err := s.Store.SetDesired(context.WithoutCancel(ctx), h.Kind, h.Name, worker.StateRunning); err != nil {
+				s.Logger.Error("reprocess: cannot start the pipeline again", "pipeline", h.Name, "err", err)
+			}
+			s.Reconcile()
+		}()
+		if err := s.waitStopped(ctx, h.Kind, h.Name); err != nil {
+			return "", err
+		}
+	}
+	taken, failed, err := s.Runtime.ReprocessDeadLetters(ctx, p, src)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("reprocessed %d dead letters: %d applied, %d failed again (back in the dead-letter topic)",
+		taken, taken-failed, failed), nil
 }
 
 func orDefault(s, d string) string {

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -48,6 +49,10 @@ func (f *fakeRuntime) Status(kind spec.Kind, name string) (worker.Status, bool) 
 		}
 	}
 	return worker.Status{}, false
+}
+
+func (f *fakeRuntime) ReprocessDeadLetters(context.Context, *spec.Pipeline, *spec.Source) (int64, int64, error) {
+	return 3, 1, nil
 }
 
 func (f *fakeRuntime) unit(kind spec.Kind, name string) (worker.Unit, bool) {
@@ -177,6 +182,7 @@ func TestAPI(t *testing.T) {
 		{"POST", "/v1/pipelines/copy/restart", admin, "", "", 409, "start it instead"},
 		{"POST", "/v1/pipelines/copy/replay", admin, "application/json", `{"from": "yesterday"}`, 400, "from: want earliest"},
 		{"POST", "/v1/pipelines/copy/replay", admin, "application/json", `{"form": "earliest"}`, 400, "unknown field"},
+		{"POST", "/v1/pipelines/copy/reprocess", admin, "", "", 200, "reprocessed 3 dead letters: 2 applied, 1 failed again"},
 		{"POST", "/v1/pipelines/copy/resume", admin, "", "", 200, `"desired state running"`},
 		{"POST", "/v1/pipelines/copy/restart", admin, "", "", 200, "restarting"},
 		{"POST", "/v1/sources/src/restore", admin, "application/json", `{"version": 1}`, 200, "restored as version 3"},

@@ -34,6 +34,9 @@ type Runtime interface {
 	Set(units []worker.Unit)
 	Statuses() []worker.Status
 	Status(kind spec.Kind, name string) (worker.Status, bool)
+	// ReprocessDeadLetters runs a stopped pipeline's dead letters through
+	// its current stages and sink.
+	ReprocessDeadLetters(ctx context.Context, p *spec.Pipeline, src *spec.Source) (taken, failedAgain int64, err error)
 }
 
 // Server is the control plane of one instance.

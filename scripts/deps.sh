@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages Sluice's tests, demo and benchmarks need, and only
 # those that are missing: the PostgreSQL server (the tests start throwaway servers
-# from its binaries), pgbench and kcat. Safe to run again; changes nothing when all is
-# there. Needs apt-get (Debian, Ubuntu). Go itself is not installed here.
+# from its binaries), pgbench, kcat, and Prometheus (prometheus and promtool: the
+# observability tests check the alert rules and dashboards against a real one). Safe to
+# run again; changes nothing when all is there. Needs apt-get (Debian, Ubuntu). Go itself is not installed here.
 set -euo pipefail
 
 log() { printf 'deps: %s\n' "$*" >&2; }
@@ -23,6 +24,9 @@ if ! have_glob '/usr/lib/postgresql/*/bin/pgbench' && ! pgbench --version >/dev/
 	missing+=(postgresql-contrib)
 fi
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+	missing+=(prometheus)
+fi
 
 if ((${#missing[@]} == 0)); then
 	log "all present"
@@ -57,4 +61,5 @@ fi
 
 have_glob '/usr/lib/postgresql/*/bin/postgres' || { log "postgres still missing after install"; exit 1; }
 command -v kcat >/dev/null 2>&1 || { log "kcat still missing after install"; exit 1; }
+command -v promtool >/dev/null 2>&1 || { log "prometheus (promtool) still missing after install"; exit 1; }
 log "done"

@@ -36,7 +36,7 @@ func (c *compiler) newSet(cfg *spec.SetStage, path string) (Stage, error) {
 		case ok && (static == cdc.KindUnknown || sameFamily(static, old.Kind)):
 			return old, nil
 		case static == cdc.KindUnknown:
-			return cdc.Column{}, fmt.Errorf("the expression's type (%s) does not say the field's; give it with type:",
+			return cdc.Column{}, fmt.Errorf("the expression's type (%s) does not say the field's; give it with \"type\"",
 				cel.FormatCELType(p.out))
 		}
 		return fresh(static, staticElem), nil

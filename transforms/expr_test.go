@@ -81,7 +81,7 @@ func TestSet(t *testing.T) {
 		{name: "a field that no row has", stages: `[{set: {field: status, expr: 'row.nickname'}}]`,
 			in: person(cdc.OpCreate, nil, full), wantErr: "stages[0].set: status: no such key: nickname"},
 		{name: "a new field of unknown type", stages: `[{set: {field: x, expr: 'row.name'}}]`,
-			in: person(cdc.OpCreate, nil, full), wantErr: "give it with type:"},
+			in: person(cdc.OpCreate, nil, full), wantErr: `give it with "type"`},
 		{name: "a wrong type at run time", stages: `[{set: {field: status, expr: 'row.name + 1'}}]`,
 			in: person(cdc.OpCreate, nil, full), wantErr: "no such overload"},
 		{name: "a result that does not convert", stages: `[{set: {field: id, expr: '"seven"', type: int32}}]`,

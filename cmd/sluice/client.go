@@ -312,7 +312,7 @@ func newActionCmd(kind spec.Kind) *cobra.Command {
 	var ver int
 	actions := "start|stop|pause|resume|restart|restore|validate"
 	if kind == spec.KindPipeline {
-		actions += "|clear|replay"
+		actions += "|clear|replay|reprocess"
 	}
 	name := strings.ToLower(string(kind))
 	cmd := &cobra.Command{
@@ -328,7 +328,9 @@ func newActionCmd(kind spec.Kind) *cobra.Command {
                   offsets; only while it is stopped or paused
   replay          stop it, optionally --clear, move its offsets (--from earliest,
                   --from timestamp --timestamp T, --from offsets --offset topic:partition:offset)
-                  and start it again`}[kind == spec.KindPipeline],
+                  and start it again
+  reprocess       run the dead letters through the current stages and sink
+                  (once their cause is fixed); it stops meanwhile`}[kind == spec.KindPipeline],
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			act, target := args[0], args[1]

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -37,12 +38,10 @@ type serverRun struct {
 // control state, applies the spec files and runs the worker and the
 // reconciler until ctx ends.
 func runServer(ctx context.Context, r serverRun) error {
-	w := &worker.Worker{Instance: r.instance, Kafka: r.kafka, Logger: r.log}
-	var api atomic.Pointer[http.Handler]
 	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("ok\n"))
-	})
+	metrics := mountObserve(ctx, mux)
+	w := &worker.Worker{Instance: r.instance, Kafka: r.kafka, Logger: r.log, Metrics: metrics}
+	var api atomic.Pointer[http.Handler]
 	mux.Handle("/v1/", http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
 		if h := api.Load(); h != nil {
 			(*h).ServeHTTP(rw, req)
@@ -90,6 +89,7 @@ func runServer(ctx context.Context, r serverRun) error {
 		}
 		h := ctl.Handler()
 		api.Store(&h)
+		metrics.Health().Set(componentControl, nil)
 		r.log.Info("control plane ready", "listen", r.listen, "auth", !r.tokens.Empty())
 		ctl.Run(gctx, 10*time.Second)
 		return nil
@@ -133,8 +133,29 @@ func startControl(ctx context.Context, r serverRun, w *worker.Worker) (*control.
 		}
 	}
 	ctl := &control.Server{Instance: r.instance, Store: store, Runtime: w, Kafka: cl, Tokens: r.tokens, Logger: r.log}
+	if statusKV, err := broker.NewStore(ctx, cl, topics, spec.ControlTopic(r.instance, spec.ControlStatus)); err == nil {
+		ctl.StatusKV = statusKV
+	} else {
+		r.log.Warn("statuses will not be published to Kafka", "err", err)
+	}
 	if err := ctl.ApplySpecs(ctx, r.docs); err != nil {
 		return nil, fmt.Errorf("apply spec files: %w", err)
+	}
+	if len(r.docs) > 0 {
+		// Spec files add and replace; they do not delete. Say so when
+		// the control topic holds more than the files.
+		inFiles := map[string]bool{}
+		for _, d := range r.docs {
+			inFiles[string(d.Spec.Kind())+"/"+d.Spec.Ident()] = true
+		}
+		for _, kind := range []spec.Kind{spec.KindSource, spec.KindPipeline} {
+			for _, h := range store.List(kind) {
+				if !inFiles[string(kind)+"/"+h.Name] {
+					r.log.Warn("runs from the control topic although not in the spec files; delete it with `sluice delete` if it should not",
+						strings.ToLower(string(kind)), h.Name, "desired_state", h.Desired)
+				}
+			}
+		}
 	}
 	return ctl, nil
 }

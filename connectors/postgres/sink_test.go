@@ -407,12 +407,11 @@ func TestSinkTypes(t *testing.T) {
 	id := cdc.TableID{Schema: "public", Name: "typed"}
 	sc := &cdc.TableSchema{Table: id, Key: []string{"id"}}
 	row := cdc.Row{}
-	var names, want []string
+	var names []string
 	for _, c := range cases {
 		sc.Columns = append(sc.Columns, c.col)
 		row[c.col.Name] = c.v
 		names = append(names, `"`+c.col.Name+`"::text`)
-		want = append(want, c.want)
 	}
 	for _, mode := range []string{ModeUpsert, ModeInsert, ModeHistory} {
 		for _, create := range []bool{false, true} {

@@ -30,6 +30,9 @@ type snapshot struct {
 	keyIdx  []int            // positions of the key columns in schema.Columns
 	lastKey [][]byte         // key text of the last row read, nil at a table's start
 	rows    int64
+	// estimates are the planner's row counts of cfg.Tables, for
+	// Config.SnapshotProgress.
+	estimates []int64
 }
 
 // beginSnapshot creates the slot with an exported snapshot and opens the
@@ -38,6 +41,7 @@ func (s *Source) beginSnapshot(ctx context.Context) error {
 	if _, err := s.createSlot(ctx, s.slot, "EXPORT_SNAPSHOT"); err != nil {
 		return err
 	}
+	s.estimateSnapshot(ctx)
 	if _, err := s.conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
 		return fmt.Errorf("snapshot: begin: %w", err)
 	}
@@ -200,6 +204,7 @@ func (s *Source) readChunk(ctx context.Context, t cdc.TableID) ([]cdc.Record, er
 		}
 		sn.rows += int64(n)
 	}
+	s.reportSnapshot(sn.idx, sn.rows)
 	return recs, nil
 }
 

@@ -50,6 +50,12 @@ type Config struct {
 	// ServerName is the envelope's source.name (<instance>.<source>).
 	ServerName string
 	Logger     *slog.Logger
+	// SnapshotProgress, when set, is told the rows a snapshot read from a
+	// table so far and the rows it expects to read (the planner's
+	// estimate; 0 when the table was never analyzed): once for every
+	// table when the snapshot starts, then after every chunk. It is
+	// called from the goroutine that calls Read and must not block.
+	SnapshotProgress func(table cdc.TableID, done, estimated int64)
 }
 
 // Source is a cdc.Source for PostgreSQL. See cdc.Source for the contract.

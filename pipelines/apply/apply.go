@@ -25,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sluice-cdc/sluice/pipelines/cdc"
 	"github.com/sluice-cdc/sluice/pipelines/debezium"
@@ -58,9 +59,51 @@ type Runner struct {
 	DeadLetterTopic string
 	// EnsureTopic creates the dead-letter topic when it is missing.
 	EnsureTopic func(ctx context.Context, topic string) error
+	// StopOnError stops the pipeline at a record that cannot be decoded,
+	// transformed or written, instead of dead-lettering it.
+	StopOnError bool
 	Logger      *slog.Logger
 	Stats       *Stats
+	// Metrics, when set, is told what the runner does (see Metrics).
+	Metrics Metrics
 }
+
+// Metrics receives what a Runner does, for monitoring (package observe
+// implements it). Its methods are called from the runner's goroutine and
+// must not block.
+type Metrics interface {
+	// Connecting is called when the runner starts, Connected when a
+	// session consumes (sink open, partitions assigned), and Disconnected
+	// when a session ends: with its error, or nil when the runner stops.
+	Connecting()
+	Connected()
+	Disconnected(err error)
+	// Consumed counts Kafka records polled.
+	Consumed(n int)
+	// ObserveStage counts what a stage did: records given to it, records
+	// it returned, inputs it turned into nothing. Decoding is the stage
+	// "decode".
+	ObserveStage(stage string, in, out, dropped int)
+	// DeadLettered counts records sent to the dead-letter topic.
+	DeadLettered(stage string, n int)
+	// Applied is called after a batch committed, with its records and how
+	// long writing it took.
+	Applied(records []cdc.Record, took time.Duration)
+	// Lag is called after each batch with the records on Kafka not yet
+	// applied and the Kafka time of the newest record consumed.
+	Lag(records int64, newestConsumed time.Time)
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) Connecting()                         {}
+func (nopMetrics) Connected()                          {}
+func (nopMetrics) Disconnected(error)                  {}
+func (nopMetrics) Consumed(int)                        {}
+func (nopMetrics) ObserveStage(string, int, int, int)  {}
+func (nopMetrics) DeadLettered(string, int)            {}
+func (nopMetrics) Applied([]cdc.Record, time.Duration) {}
+func (nopMetrics) Lag(int64, time.Time)                {}
 
 // Stats are the live counters of a pipeline; safe for concurrent reads.
 type Stats struct {
@@ -102,6 +145,10 @@ func (r *Runner) Run(ctx context.Context) error {
 	if r.BatchRows <= 0 {
 		r.BatchRows = 5000
 	}
+	if r.Metrics == nil {
+		r.Metrics = nopMetrics{}
+	}
+	r.Metrics.Connecting()
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval = 200*time.Millisecond, 30*time.Second
 	bo.RandomizationFactor = 0.2
@@ -109,8 +156,10 @@ func (r *Runner) Run(ctx context.Context) error {
 		applied := r.Stats.Batches.Load()
 		err := r.session(ctx)
 		if ctx.Err() != nil {
+			r.Metrics.Disconnected(nil)
 			return nil
 		}
+		r.Metrics.Disconnected(err)
 		var perm *cdc.PermanentError
 		if errors.As(err, &perm) {
 			return err
@@ -123,6 +172,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			"err", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
+			r.Metrics.Disconnected(nil)
 			return nil
 		case <-time.After(wait):
 		}
@@ -144,8 +194,10 @@ func (r *Runner) session(ctx context.Context) (err error) {
 		return fmt.Errorf("open sink: %w", err)
 	}
 	opts := append(slices.Clone(r.ClientOpts),
-		kgo.FetchMaxBytes(16<<20),
-		kgo.FetchMaxPartitionBytes(8<<20),
+		// Limits on compressed bytes: JSON change events compress about
+		// 30:1, and franz-go holds a fetch decompressed in memory.
+		kgo.FetchMaxBytes(4<<20),
+		kgo.FetchMaxPartitionBytes(1<<20),
 		kgo.FetchMaxWait(200*time.Millisecond),
 	)
 	cl, err := kgo.NewClient(opts...)
@@ -158,6 +210,7 @@ func (r *Runner) session(ctx context.Context) (err error) {
 		return err
 	}
 	cl.AddConsumePartitions(assign)
+	r.Metrics.Connected()
 	r.Logger.Info("pipeline consuming", "topics", len(r.Topics), "partitions", countPartitions(assign),
 		"resumed", len(offsets) > 0)
 	return r.loop(ctx, cl)
@@ -225,83 +278,206 @@ func countPartitions(a map[string]map[int32]kgo.Offset) int {
 	return n
 }
 
-// loop polls, transforms and applies batches until ctx ends.
+// polled is one poll's worth of Kafka records, decoded and transformed,
+// ready to write.
+type polled struct {
+	items       []item
+	dead        []*kgo.Record // records that could not be decoded or transformed
+	deadErr     error         // the first reason, for StopOnError
+	offsets     cdc.Offsets
+	hwm         map[cdc.TopicPartition]int64
+	newest      time.Time // newest source commit time among the outputs
+	newestKafka time.Time // newest Kafka timestamp consumed
+	records     int       // output records
+}
+
+// item is one Kafka record and what the stages made of it.
+type item struct {
+	rec  *kgo.Record
+	tp   cdc.TopicPartition
+	out  []cdc.Record
+	dead *kgo.Record // the dead letter, when rec could not be processed
+}
+
+// loop polls, transforms and applies batches until ctx ends. Polling and
+// transforming the next batch overlaps with writing the current one: the
+// two run in their own goroutines, with one batch handed between them, so
+// memory holds at most three batches (one fetched by franz-go, one
+// transformed, one being written).
 func (r *Runner) loop(ctx context.Context, cl *kgo.Client) error {
-	hwm := map[cdc.TopicPartition]int64{}
-	for {
-		fetches := cl.PollRecords(ctx, r.BatchRows)
-		if ctx.Err() != nil {
-			return nil
-		}
-		var ferr error
-		fetches.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				ferr = errors.Join(ferr, fmt.Errorf("fetch %s[%d]: %w", t, p, err))
+	g, gctx := errgroup.WithContext(ctx)
+	ready := make(chan *polled, 1)
+	g.Go(func() error {
+		defer close(ready)
+		hwm := map[cdc.TopicPartition]int64{}
+		for {
+			p, err := r.poll(gctx, cl, hwm)
+			if err != nil || gctx.Err() != nil {
+				return err
 			}
-		})
-		if ferr != nil {
-			r.Logger.Warn("fetch failed; retrying", "err", ferr)
-		}
-		batch := cdc.Applied{Offsets: cdc.Offsets{}}
-		var dead []*kgo.Record
-		var newest time.Time
-		var failed error
-		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			tp := cdc.TopicPartition{Topic: p.Topic, Partition: p.Partition}
-			hwm[tp] = p.HighWatermark
-			for _, rec := range p.Records {
-				if failed != nil {
-					return
-				}
-				r.Stats.Consumed.Add(1)
-				batch.Offsets[tp] = rec.Offset + 1
-				out, err := r.transform(ctx, rec)
-				if err != nil {
-					var dl *deadLetter
-					if errors.As(err, &dl) {
-						dead = append(dead, dl.record(rec))
-						continue
-					}
-					failed = err
-					return
-				}
-				for _, o := range out {
-					if o.CommitTime.After(newest) {
-						newest = o.CommitTime
-					}
-				}
-				batch.Records = append(batch.Records, out...)
+			if p == nil {
+				continue
 			}
-		})
-		if failed != nil {
-			return failed
+			select {
+			case ready <- p:
+			case <-gctx.Done():
+				return nil
+			}
 		}
-		if len(batch.Offsets) == 0 {
-			continue
-		}
-		if len(dead) > 0 {
-			if err := r.deadLetter(ctx, cl, dead); err != nil {
+	})
+	g.Go(func() error {
+		for p := range ready {
+			if err := r.applyPolled(gctx, cl, p); err != nil {
 				return err
 			}
 		}
-		if err := r.write(ctx, batch); err != nil {
+		return nil
+	})
+	err := g.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// poll fetches up to BatchRows records and transforms them; nil when
+// there was nothing.
+func (r *Runner) poll(ctx context.Context, cl *kgo.Client, hwm map[cdc.TopicPartition]int64) (*polled, error) {
+	fetches := cl.PollRecords(ctx, r.BatchRows)
+	if ctx.Err() != nil {
+		return nil, nil
+	}
+	var ferr error
+	fetches.EachError(func(t string, p int32, err error) {
+		if !errors.Is(err, context.Canceled) {
+			ferr = errors.Join(ferr, fmt.Errorf("fetch %s[%d]: %w", t, p, err))
+		}
+	})
+	if ferr != nil {
+		r.Logger.Warn("fetch failed; retrying", "err", ferr)
+	}
+	p := &polled{offsets: cdc.Offsets{}, hwm: hwm}
+	var failed error
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		tp := cdc.TopicPartition{Topic: fp.Topic, Partition: fp.Partition}
+		hwm[tp] = fp.HighWatermark
+		for _, rec := range fp.Records {
+			if failed != nil {
+				return
+			}
+			r.Stats.Consumed.Add(1)
+			r.Metrics.Consumed(1)
+			p.offsets[tp] = rec.Offset + 1
+			if rec.Timestamp.After(p.newestKafka) {
+				p.newestKafka = rec.Timestamp
+			}
+			out, err := r.transform(ctx, rec)
+			if err != nil {
+				var dl *deadLetter
+				if !errors.As(err, &dl) {
+					failed = err
+					return
+				}
+				d := dl.record(rec)
+				p.dead = append(p.dead, d)
+				if p.deadErr == nil {
+					p.deadErr = fmt.Errorf("%s[%d] offset %d: %s: %w", rec.Topic, rec.Partition, rec.Offset, dl.stage, dl.err)
+				}
+				// Its offset is committed with the others once the
+				// dead letter is safe on Kafka.
+				p.items = append(p.items, item{rec: rec, tp: tp, dead: d})
+				continue
+			}
+			for _, o := range out {
+				if o.CommitTime.After(p.newest) {
+					p.newest = o.CommitTime
+				}
+			}
+			p.records += len(out)
+			p.items = append(p.items, item{rec: rec, tp: tp, out: out})
+		}
+	})
+	if failed != nil {
+		return nil, failed
+	}
+	if len(p.offsets) == 0 {
+		return nil, nil
+	}
+	return p, nil
+}
+
+// applyPolled writes one transformed batch with its offsets. Records that
+// could not be decoded or transformed go to the dead-letter topic first
+// (or, with StopOnError, stop the pipeline). When the sink rejects the
+// batch for good, it is written again one Kafka record per transaction,
+// so that only the records the destination refuses go to the dead-letter
+// topic (with StopOnError, the first one stops the pipeline).
+func (r *Runner) applyPolled(ctx context.Context, cl *kgo.Client, p *polled) error {
+	if len(p.dead) > 0 {
+		if r.StopOnError {
+			return cdc.Permanent(fmt.Errorf("a record cannot be processed (errors: stop): %w", p.deadErr))
+		}
+		if err := r.deadLetter(ctx, cl, p.dead); err != nil {
 			return err
 		}
-		now := time.Now()
-		r.Stats.Applied.Add(int64(len(batch.Records)))
-		r.Stats.Batches.Add(1)
-		r.Stats.LastCommit.Store(now.UnixNano())
-		if !newest.IsZero() {
-			r.Stats.LastLatency.Store(int64(now.Sub(newest)))
-		}
-		var lag int64
-		for tp, end := range hwm {
-			if next, ok := batch.Offsets[tp]; ok && next < end {
-				lag += end - next
-			}
-		}
-		r.Stats.Lag.Store(lag)
 	}
+	batch := cdc.Applied{Offsets: p.offsets, Records: make([]cdc.Record, 0, p.records)}
+	for _, it := range p.items {
+		batch.Records = append(batch.Records, it.out...)
+	}
+	started := time.Now()
+	err := r.write(ctx, batch)
+	var perm *cdc.PermanentError
+	if errors.As(err, &perm) && !r.StopOnError {
+		r.Logger.Warn("the destination rejected a batch; applying it record by record to set the culprits aside",
+			"records", len(batch.Records), "err", err)
+		err = r.isolate(ctx, cl, p)
+	}
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	r.Metrics.Applied(batch.Records, now.Sub(started))
+	r.Stats.Applied.Add(int64(len(batch.Records)))
+	r.Stats.Batches.Add(1)
+	r.Stats.LastCommit.Store(now.UnixNano())
+	if !p.newest.IsZero() {
+		r.Stats.LastLatency.Store(int64(now.Sub(p.newest)))
+	}
+	var lag int64
+	for tp, end := range p.hwm {
+		if next, ok := p.offsets[tp]; ok && next < end {
+			lag += end - next
+		}
+	}
+	r.Stats.Lag.Store(lag)
+	r.Metrics.Lag(lag, p.newestKafka)
+	return nil
+}
+
+// isolate writes a batch one Kafka record per transaction (each with its
+// own offset); a record the sink rejects for good goes to the dead-letter
+// topic and its offset is committed without it.
+func (r *Runner) isolate(ctx context.Context, cl *kgo.Client, p *polled) error {
+	for _, it := range p.items {
+		offs := cdc.Offsets{it.tp: it.rec.Offset + 1}
+		err := r.write(ctx, cdc.Applied{Records: it.out, Offsets: offs})
+		var perm *cdc.PermanentError
+		if !errors.As(err, &perm) {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		dl := &deadLetter{stage: "sink", err: err}
+		if err := r.deadLetter(ctx, cl, []*kgo.Record{dl.record(it.rec)}); err != nil {
+			return err
+		}
+		if err := r.write(ctx, cdc.Applied{Offsets: offs}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // deadLetter is a record the pipeline cannot process, and why.
@@ -331,14 +507,18 @@ func (d *deadLetter) record(rec *kgo.Record) *kgo.Record {
 func (r *Runner) transform(ctx context.Context, rec *kgo.Record) ([]cdc.Record, error) {
 	c, err := r.Decoder.Decode(rec.Key, rec.Value)
 	if errors.Is(err, debezium.ErrTombstone) {
+		r.Metrics.ObserveStage("decode", 1, 0, 1)
 		return nil, nil
 	}
 	if err != nil {
+		r.Metrics.ObserveStage("decode", 1, 0, 0)
 		return nil, &deadLetter{stage: "decode", err: err}
 	}
 	if c.Op == cdc.OpTruncate {
+		r.Metrics.ObserveStage("decode", 1, 0, 1)
 		return nil, nil
 	}
+	r.Metrics.ObserveStage("decode", 1, 1, 0)
 	out, err := r.Stages.Apply(ctx, c)
 	if err != nil {
 		stage := "stages"
@@ -373,6 +553,9 @@ func (r *Runner) deadLetter(ctx context.Context, cl *kgo.Client, recs []*kgo.Rec
 		return fmt.Errorf("produce to dead-letter topic %s: %w", r.DeadLetterTopic, err)
 	}
 	r.Stats.DeadLettered.Add(int64(len(recs)))
+	for _, rec := range recs {
+		r.Metrics.DeadLettered(headerValue(rec, HeaderStage), 1)
+	}
 	return nil
 }
 
@@ -395,4 +578,102 @@ func (r *Runner) write(ctx context.Context, b cdc.Applied) error {
 		return fmt.Errorf("apply batch of %d records: %w", len(b.Records), err)
 	}
 	return nil
+}
+
+// Reprocess runs the records of the dead-letter topic through the current
+// stages and sink, from where the last reprocessing stopped (an offset the
+// sink stores like any other) up to the end the topic had when it started.
+// Records that fail again go back to the dead-letter topic, after that
+// end. It returns how many records it took from the topic and how many of
+// them failed again. The runner's Topics are ignored.
+func (r *Runner) Reprocess(ctx context.Context) (taken, failedAgain int64, err error) {
+	if r.Stats == nil {
+		r.Stats = &Stats{}
+	}
+	if r.Metrics == nil {
+		r.Metrics = nopMetrics{}
+	}
+	if r.BatchRows <= 0 {
+		r.BatchRows = 5000
+	}
+	offsets, err := r.Sink.Open(ctx)
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = r.Sink.Close(cctx)
+	}()
+	if err != nil {
+		return 0, 0, fmt.Errorf("open sink: %w", err)
+	}
+	cl, err := kgo.NewClient(append(slices.Clone(r.ClientOpts), kgo.FetchMaxBytes(4<<20), kgo.FetchMaxPartitionBytes(1<<20))...)
+	if err != nil {
+		return 0, 0, fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, r.DeadLetterTopic)
+	if err != nil {
+		return 0, 0, fmt.Errorf("dead-letter topic %s: %w", r.DeadLetterTopic, err)
+	}
+	assign := map[int32]kgo.Offset{}
+	until := map[cdc.TopicPartition]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		tp := cdc.TopicPartition{Topic: o.Topic, Partition: o.Partition}
+		from, ok := offsets[tp]
+		if o.Err != nil || o.Offset <= from {
+			return
+		}
+		off := kgo.NewOffset().AtStart()
+		if ok {
+			off = kgo.NewOffset().At(from)
+		}
+		assign[o.Partition] = off
+		until[tp] = o.Offset
+	})
+	if len(assign) == 0 {
+		return 0, 0, nil
+	}
+	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{r.DeadLetterTopic: assign})
+	deadBefore := r.Stats.DeadLettered.Load()
+	hwm := map[cdc.TopicPartition]int64{}
+	for len(until) > 0 {
+		p, err := r.poll(ctx, cl, hwm)
+		if err != nil {
+			return taken, r.Stats.DeadLettered.Load() - deadBefore, err
+		}
+		if ctx.Err() != nil {
+			return taken, r.Stats.DeadLettered.Load() - deadBefore, ctx.Err()
+		}
+		if p == nil {
+			continue
+		}
+		// Keep only what was there when reprocessing started: records
+		// dead-lettered again by this run wait for the next one.
+		kept := p.items[:0]
+		p.dead, p.records = nil, 0
+		for _, it := range p.items {
+			if end, ok := until[it.tp]; ok && it.rec.Offset < end {
+				kept = append(kept, it)
+				p.records += len(it.out)
+				if it.dead != nil {
+					p.dead = append(p.dead, it.dead)
+				}
+			}
+		}
+		p.items = kept
+		for tp, next := range p.offsets {
+			if end, ok := until[tp]; ok && next > end {
+				p.offsets[tp] = end
+			}
+		}
+		taken += int64(len(p.items))
+		if err := r.applyPolled(ctx, cl, p); err != nil {
+			return taken, r.Stats.DeadLettered.Load() - deadBefore, err
+		}
+		for tp, next := range p.offsets {
+			if next >= until[tp] {
+				delete(until, tp)
+			}
+		}
+	}
+	return taken, r.Stats.DeadLettered.Load() - deadBefore, nil
 }

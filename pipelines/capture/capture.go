@@ -61,7 +61,39 @@ type Runner struct {
 	// send; a larger record stops the source with an error naming it
 	// instead of failing inside the producer.
 	MaxRecordBytes int
+	// Metrics, when set, is told what the runner does (see Metrics).
+	Metrics Metrics
 }
+
+// Metrics receives what a Runner does, for monitoring (package observe
+// implements it). Its methods are called from the runner's goroutines,
+// also concurrently, and must not block.
+type Metrics interface {
+	// Connecting is called when a run starts, Connected once the source
+	// is open, and Disconnected when the run ends: with its error, or nil
+	// when it was stopped.
+	Connecting()
+	Connected()
+	Disconnected(err error)
+	// Captured is called for each change handed to the producer, with the
+	// bytes produced for it (key, value and any tombstone).
+	Captured(table cdc.TableID, op cdc.Op, bytes int)
+	// Acked is called when Kafka acknowledged a change, with the time
+	// from its commit in the source (for snapshot reads: from the
+	// snapshot's start).
+	Acked(table cdc.TableID, op cdc.Op, lag time.Duration)
+	// Checkpointed is called after each checkpoint is stored.
+	Checkpointed()
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) Connecting()                              {}
+func (nopMetrics) Connected()                               {}
+func (nopMetrics) Disconnected(error)                       {}
+func (nopMetrics) Captured(cdc.TableID, cdc.Op, int)        {}
+func (nopMetrics) Acked(cdc.TableID, cdc.Op, time.Duration) {}
+func (nopMetrics) Checkpointed()                            {}
 
 // Stats counts a runner's work; safe to read while it runs.
 type Stats struct {
@@ -77,13 +109,18 @@ type Stats struct {
 // Run captures until ctx is cancelled or something fails. On cancellation it
 // waits (bounded) for records in flight, stores the final checkpoint and
 // returns nil; on failure it returns the error and the caller restarts it.
-func (r *Runner) Run(ctx context.Context) error {
+func (r *Runner) Run(ctx context.Context) (err error) {
 	if r.CommitInterval == 0 {
 		r.CommitInterval = 500 * time.Millisecond
 	}
 	if r.Stats == nil {
 		r.Stats = &Stats{}
 	}
+	if r.Metrics == nil {
+		r.Metrics = nopMetrics{}
+	}
+	r.Metrics.Connecting()
+	defer func() { r.Metrics.Disconnected(err) }()
 	log := r.Logger.With("source", r.Name)
 	from, err := r.Checkpoints.Get(ctx, r.Name)
 	if err != nil {
@@ -98,9 +135,13 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	if err := r.Source.Open(ctx, from); err != nil {
 		closeSource() // a half-open source holds connections
+		if ctx.Err() != nil {
+			return nil // stopped while opening: a clean stop
+		}
 		return fmt.Errorf("source %s: open: %w", r.Name, err)
 	}
 	defer closeSource()
+	r.Metrics.Connected()
 
 	log.Info("capturing", "resume", from != nil)
 
@@ -182,27 +223,40 @@ func (r *Runner) produce(ctx, pctx context.Context, tr *tracker, rec *cdc.Record
 		return cdc.Permanent(fmt.Errorf("source %s: a change of %s (key %s) is %d bytes as JSON, above the %d-byte record limit",
 			r.Name, rec.Table, key, len(key)+len(val), r.MaxRecordBytes))
 	}
-	commit := rec.CommitTime
-	r.send(pctx, tr, &kgo.Record{Topic: topic, Key: key, Value: val}, commit)
+	size := len(key) + len(val)
+	if rec.Op == cdc.OpDelete {
+		size += len(key) // the tombstone
+	}
+	r.Metrics.Captured(rec.Table, rec.Op, size)
+	r.send(pctx, tr, &kgo.Record{Topic: topic, Key: key, Value: val}, rec)
 	if rec.Op == cdc.OpDelete {
 		// The tombstone lets compaction drop the row's history.
-		r.send(pctx, tr, &kgo.Record{Topic: topic, Key: key}, time.Time{})
+		r.send(pctx, tr, &kgo.Record{Topic: topic, Key: key}, nil)
 	}
 	return nil
 }
 
 // send produces asynchronously; kgo blocks here once its buffer is full,
-// which is the backpressure that keeps memory bounded.
-func (r *Runner) send(ctx context.Context, tr *tracker, kr *kgo.Record, commit time.Time) {
+// which is the backpressure that keeps memory bounded. rec is the change
+// kr carries (nil for a tombstone).
+func (r *Runner) send(ctx context.Context, tr *tracker, kr *kgo.Record, rec *cdc.Record) {
 	seq := tr.add()
 	r.Stats.Captured.Add(1)
 	r.Stats.Bytes.Add(int64(len(kr.Key) + len(kr.Value)))
+	var commit time.Time
+	var table cdc.TableID
+	var op cdc.Op
+	if rec != nil {
+		commit, table, op = rec.CommitTime, rec.Table, rec.Op
+	}
 	r.Producer.Produce(ctx, kr, func(_ *kgo.Record, err error) {
 		tr.done(seq, err)
 		if err == nil {
 			r.Stats.Acked.Add(1)
 			if !commit.IsZero() {
-				r.Stats.LastCommitLag.Store(int64(time.Since(commit)))
+				lag := time.Since(commit)
+				r.Stats.LastCommitLag.Store(int64(lag))
+				r.Metrics.Acked(table, op, lag)
 			}
 		}
 	})
@@ -241,6 +295,7 @@ func (r *Runner) commit(ctx context.Context, tr *tracker) error {
 	}
 	tr.saved(cp)
 	r.Stats.Committed.Add(1)
+	r.Metrics.Checkpointed()
 	if err := r.Source.Ack(ctx, cp); err != nil {
 		return fmt.Errorf("source %s: ack: %w", r.Name, err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sluice-cdc/sluice/broker"
 	"github.com/sluice-cdc/sluice/connectors/postgres"
+	"github.com/sluice-cdc/sluice/observe"
 	"github.com/sluice-cdc/sluice/pipelines/apply"
 	"github.com/sluice-cdc/sluice/pipelines/capture"
 	"github.com/sluice-cdc/sluice/pipelines/cdc"
@@ -34,6 +35,9 @@ type Worker struct {
 	Instance string
 	Kafka    broker.Config
 	Logger   *slog.Logger
+	// Metrics, when set, receives the metrics and readiness of Kafka and
+	// of every source and pipeline.
+	Metrics *observe.Metrics
 
 	mu            sync.Mutex
 	stats         map[string]*capture.Stats
@@ -41,6 +45,7 @@ type Worker struct {
 	desired       []Unit
 	changed       chan struct{} // signalled by Set
 	units         map[unitKey]*running
+	env           *runEnv // set once Kafka is reachable
 }
 
 // Stats returns the live counters of a source (nil if unknown).
@@ -92,6 +97,7 @@ func (w *Worker) Serve(ctx context.Context) error {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	defer admin.Close()
+	defer w.startObserving(ctx, admin)()
 	topics := broker.NewTopics(admin, w.Kafka.Partitions, w.Kafka.ReplicationFactor)
 	topics.MaxMessageBytes = w.Kafka.RecordLimit()
 	var store *broker.Store
@@ -104,6 +110,9 @@ func (w *Worker) Serve(ctx context.Context) error {
 		return err
 	}
 	env := &runEnv{opts: opts, topics: topics, store: store}
+	w.mu.Lock()
+	w.env = env
+	w.mu.Unlock()
 	defer w.stopAll()
 	for {
 		w.reconcile(ctx, env)
@@ -171,6 +180,7 @@ func (w *Worker) runSource(ctx context.Context, src *spec.Source, env *runEnv, s
 	}
 	defer prod.Close()
 	server := spec.ServerName(w.Instance, src.Name)
+	obs := w.observeSource(src.Name, tables)
 	s := postgres.New(postgres.Config{
 		DSN:         res.Postgres.DSN,
 		Tables:      tables,
@@ -181,7 +191,10 @@ func (w *Worker) runSource(ctx context.Context, src *spec.Source, env *runEnv, s
 		Heartbeat:   time.Duration(src.Postgres.HeartbeatInterval),
 		ServerName:  server,
 		Logger:      log,
+
+		SnapshotProgress: obs.snapshot,
 	})
+	defer obs.watchSlots(ctx, s)()
 	r := &capture.Runner{
 		Name:     src.Name,
 		Source:   s,
@@ -198,46 +211,74 @@ func (w *Worker) runSource(ctx context.Context, src *spec.Source, env *runEnv, s
 		Stats:       stats,
 		// The record limit of the topics Sluice creates.
 		MaxRecordBytes: w.Kafka.RecordLimit(),
+		Metrics:        obs.metrics,
 	}
 	return r.Run(ctx)
 }
 
 func (w *Worker) runPipeline(ctx context.Context, p *spec.Pipeline, src *spec.Source, env *runEnv,
 	stats *apply.Stats, log *slog.Logger) error {
-	opts, topics := env.opts, env.topics
+	r, err := w.pipelineRunner(p, src, env, stats, log)
+	if err != nil {
+		return err
+	}
+	r.Metrics = w.observePipeline(p.Name, src.Name, r.Stages.(*transforms.Chain))
+	return r.Run(ctx)
+}
+
+// pipelineRunner builds the apply runner of a pipeline.
+func (w *Worker) pipelineRunner(p *spec.Pipeline, src *spec.Source, env *runEnv,
+	stats *apply.Stats, log *slog.Logger) (*apply.Runner, error) {
 	res, err := p.Resolved()
 	if err != nil {
-		return cdc.Permanent(fmt.Errorf("resolve secrets: %w", err))
+		return nil, cdc.Permanent(fmt.Errorf("resolve secrets: %w", err))
 	}
 	tables, err := p.SourceTables(src)
 	if err != nil {
-		return cdc.Permanent(err)
+		return nil, cdc.Permanent(err)
 	}
 	chain, err := transforms.Compile(p.Stages)
 	if err != nil {
-		return cdc.Permanent(fmt.Errorf("compile stages: %w", err))
+		return nil, cdc.Permanent(fmt.Errorf("compile stages: %w", err))
 	}
 	sink, err := NewSink(w.Instance, res, log)
 	if err != nil {
-		return cdc.Permanent(err)
+		return nil, cdc.Permanent(err)
 	}
-	names := PipelineTopics(w.Instance, src.Name, tables)
-	r := &apply.Runner{
+	return &apply.Runner{
 		Name:            p.Name,
-		Topics:          names,
-		ClientOpts:      opts,
+		Topics:          PipelineTopics(w.Instance, src.Name, tables),
+		ClientOpts:      env.opts,
 		Decoder:         debezium.NewJSON(),
 		Stages:          chain,
 		Sink:            sink,
 		BatchRows:       p.Sink.BatchRows,
 		DeadLetterTopic: spec.DeadLetterTopic(w.Instance, p.Name),
+		StopOnError:     p.Errors == spec.ErrorsStop,
 		EnsureTopic: func(ctx context.Context, topic string) error {
-			return topics.Ensure(ctx, topic, broker.TopicOptions{Delete: true})
+			return env.topics.Ensure(ctx, topic, broker.TopicOptions{Delete: true})
 		},
 		Logger: log,
 		Stats:  stats,
+	}, nil
+}
+
+// ReprocessDeadLetters runs a pipeline's dead letters through its current
+// stages and sink (see apply.Runner.Reprocess). The pipeline should not be
+// running meanwhile.
+func (w *Worker) ReprocessDeadLetters(ctx context.Context, p *spec.Pipeline, src *spec.Source) (taken, failedAgain int64, err error) {
+	w.mu.Lock()
+	env := w.env
+	w.mu.Unlock()
+	if env == nil {
+		return 0, 0, errors.New("not connected to Kafka yet")
 	}
-	return r.Run(ctx)
+	log := w.Logger.With("pipeline", p.Name, "reprocess", true)
+	r, err := w.pipelineRunner(p, src, env, &apply.Stats{}, log)
+	if err != nil {
+		return 0, 0, err
+	}
+	return r.Reprocess(ctx)
 }
 
 // NewSink returns the sink of a pipeline whose secrets are resolved (see
