@@ -229,28 +229,37 @@ func newGetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			path := "/v1/" + plural(kind)
-			if len(args) == 2 {
-				path += "/" + args[1]
-			}
-			out, err := c.do(cmd.Context(), http.MethodGet, path, "", nil)
-			if err != nil {
+			if len(args) == 2 { // one resource, with its spec: JSON
+				out, err := c.do(cmd.Context(), http.MethodGet, "/v1/"+plural(kind)+"/"+args[1], "", nil)
+				if err == nil {
+					c.printJSON(out)
+				}
 				return err
 			}
-			if c.output == "json" || len(args) == 2 {
-				c.printJSON(out)
-				return nil
-			}
-			var lines []statusLine
-			if err := json.Unmarshal(out, &lines); err != nil {
-				return err
-			}
-			printTable(lines)
-			return nil
+			return c.list(cmd.Context(), "/v1/"+plural(kind))
 		},
 	}
 	c.register(cmd)
 	return cmd
+}
+
+// list GETs a list of resources or statuses and prints it as a table, or
+// as JSON with -o json.
+func (c *client) list(ctx context.Context, path string) error {
+	out, err := c.do(ctx, http.MethodGet, path, "", nil)
+	if err != nil {
+		return err
+	}
+	if c.output == "json" {
+		c.printJSON(out)
+		return nil
+	}
+	var lines []statusLine
+	if err := json.Unmarshal(out, &lines); err != nil {
+		return err
+	}
+	printTable(lines)
+	return nil
 }
 
 func newStatusCmd() *cobra.Command {
@@ -260,20 +269,7 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show the state of every source and pipeline",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			out, err := c.do(cmd.Context(), http.MethodGet, "/v1/status", "", nil)
-			if err != nil {
-				return err
-			}
-			if c.output == "json" {
-				c.printJSON(out)
-				return nil
-			}
-			var lines []statusLine
-			if err := json.Unmarshal(out, &lines); err != nil {
-				return err
-			}
-			printTable(lines)
-			return nil
+			return c.list(cmd.Context(), "/v1/status")
 		},
 	}
 	c.register(cmd)
