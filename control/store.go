@@ -56,6 +56,10 @@ type key struct {
 type Store struct {
 	kv KV
 
+	// writeMu serializes writes with Reload, so that a reload never
+	// drops a write made while it read the topic (and a version number is
+	// never given twice).
+	writeMu  sync.Mutex
 	mu       sync.Mutex
 	heads    map[key]Head
 	versions map[key]map[int]Version
@@ -72,6 +76,8 @@ func OpenStore(ctx context.Context, kv KV) (*Store, error) {
 
 // Reload reads every record again (to see another server's changes).
 func (s *Store) Reload(ctx context.Context) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	all, err := s.kv.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("load control state: %w", err)
@@ -118,6 +124,8 @@ var ErrNotFound = errors.New("not found")
 // one keeps its own. created tells whether the resource is new.
 func (s *Store) Put(ctx context.Context, kind spec.Kind, name, format, text string) (h Head, created bool, err error) {
 	k := key{kind, name}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, exists := s.heads[k]
@@ -178,6 +186,8 @@ func (s *Store) Delete(ctx context.Context, kind spec.Kind, name string) error {
 
 func (s *Store) update(ctx context.Context, kind spec.Kind, name string, f func(*Head)) (Head, error) {
 	k := key{kind, name}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h, ok := s.heads[k]
