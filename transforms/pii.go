@@ -19,17 +19,25 @@ func newMask(cfg *spec.MaskStage) Stage {
 	if cfg.Char != "" {
 		char, _ = utf8.DecodeRuneInString(cfg.Char)
 	}
+	return stringFields(cfg.Fields, func(v any) string {
+		return mask(text(v, cdc.KindUnknown), char, cfg.KeepFirst, cfg.KeepLast)
+	})
+}
+
+// stringFields writes each field as the string f makes of its value;
+// absent stays absent and NULL stays NULL.
+func stringFields(fields []string, f func(v any) string) *fieldWriter {
 	w := &fieldWriter{}
-	for _, f := range cfg.Fields {
+	for _, name := range fields {
 		w.ops = append(w.ops, fieldOp{
-			field:  f,
+			field:  name,
 			column: freshColumn(cdc.KindString, 0),
 			value: func(_ context.Context, _ *cdc.Record, img cdc.Row, _ any, _ cdc.Column) (any, bool, error) {
-				v, ok := img[f]
+				v, ok := img[name]
 				if !ok || v == nil {
 					return nil, ok, nil
 				}
-				return mask(text(v, cdc.KindUnknown), char, cfg.KeepFirst, cfg.KeepLast), true, nil
+				return f(v), true, nil
 			},
 		})
 	}
@@ -69,27 +77,15 @@ func newHash(cfg *spec.HashStage, path string, check bool) (Stage, error) {
 		return nil, &spec.FieldError{Path: path + ".salt", Msg: "the salt is empty"}
 	}
 	key := []byte(salt)
-	w := &fieldWriter{}
-	for _, f := range cfg.Fields {
-		w.ops = append(w.ops, fieldOp{
-			field:  f,
-			column: freshColumn(cdc.KindString, 0),
-			value: func(_ context.Context, _ *cdc.Record, img cdc.Row, _ any, _ cdc.Column) (any, bool, error) {
-				v, ok := img[f]
-				if !ok || v == nil {
-					return nil, ok, nil
-				}
-				m := hmac.New(sha256.New, key)
-				if b, isBytes := v.([]byte); isBytes {
-					m.Write(b)
-				} else {
-					m.Write([]byte(text(v, cdc.KindUnknown)))
-				}
-				return hex.EncodeToString(m.Sum(nil)), true, nil
-			},
-		})
-	}
-	return &hashStage{w}, nil
+	return &hashStage{stringFields(cfg.Fields, func(v any) string {
+		m := hmac.New(sha256.New, key)
+		if b, isBytes := v.([]byte); isBytes {
+			m.Write(b)
+		} else {
+			m.Write([]byte(text(v, cdc.KindUnknown)))
+		}
+		return hex.EncodeToString(m.Sum(nil))
+	})}, nil
 }
 
 // String keeps the salt out of any print of the stage.
