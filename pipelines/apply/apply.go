@@ -16,8 +16,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -357,46 +359,51 @@ func (r *Runner) poll(ctx context.Context, cl *kgo.Client, hwm map[cdc.TopicPart
 		r.Logger.Warn("fetch failed; retrying", "err", ferr)
 	}
 	p := &polled{offsets: cdc.Offsets{}, hwm: hwm}
-	var failed error
+	var recs []*kgo.Record
+	var tps []cdc.TopicPartition
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 		tp := cdc.TopicPartition{Topic: fp.Topic, Partition: fp.Partition}
 		hwm[tp] = fp.HighWatermark
 		for _, rec := range fp.Records {
-			if failed != nil {
-				return
-			}
-			r.Stats.Consumed.Add(1)
-			r.Metrics.Consumed(1)
-			p.offsets[tp] = rec.Offset + 1
-			if rec.Timestamp.After(p.newestKafka) {
-				p.newestKafka = rec.Timestamp
-			}
-			out, err := r.transform(ctx, rec)
-			if err != nil {
-				var dl *deadLetter
-				if !errors.As(err, &dl) {
-					failed = err
-					return
-				}
-				d := dl.record(rec)
-				p.dead = append(p.dead, d)
-				if p.deadErr == nil {
-					p.deadErr = fmt.Errorf("%s[%d] offset %d: %s: %w", rec.Topic, rec.Partition, rec.Offset, dl.stage, dl.err)
-				}
-				// Its offset is committed with the others once the
-				// dead letter is safe on Kafka.
-				p.items = append(p.items, item{rec: rec, tp: tp, dead: d})
-				continue
-			}
-			for _, o := range out {
-				if o.CommitTime.After(p.newest) {
-					p.newest = o.CommitTime
-				}
-			}
-			p.records += len(out)
-			p.items = append(p.items, item{rec: rec, tp: tp, out: out})
+			recs = append(recs, rec)
+			tps = append(tps, tp)
 		}
 	})
+	r.Stats.Consumed.Add(int64(len(recs)))
+	r.Metrics.Consumed(len(recs))
+	outs, errs := r.transformAll(ctx, recs)
+	var failed error
+	for i, rec := range recs {
+		tp := tps[i]
+		p.offsets[tp] = rec.Offset + 1
+		if rec.Timestamp.After(p.newestKafka) {
+			p.newestKafka = rec.Timestamp
+		}
+		if err := errs[i]; err != nil {
+			var dl *deadLetter
+			if !errors.As(err, &dl) {
+				failed = err
+				break
+			}
+			d := dl.record(rec)
+			p.dead = append(p.dead, d)
+			if p.deadErr == nil {
+				p.deadErr = fmt.Errorf("%s[%d] offset %d: %s: %w", rec.Topic, rec.Partition, rec.Offset, dl.stage, dl.err)
+			}
+			// Its offset is committed with the others once the
+			// dead letter is safe on Kafka.
+			p.items = append(p.items, item{rec: rec, tp: tp, dead: d})
+			continue
+		}
+		out := outs[i]
+		for _, o := range out {
+			if o.CommitTime.After(p.newest) {
+				p.newest = o.CommitTime
+			}
+		}
+		p.records += len(out)
+		p.items = append(p.items, item{rec: rec, tp: tp, out: out})
+	}
 	if failed != nil {
 		return nil, failed
 	}
@@ -502,23 +509,60 @@ func (d *deadLetter) record(rec *kgo.Record) *kgo.Record {
 	}
 }
 
+// transformAll transforms recs, in parallel on large polls: decoding is
+// most of a pipeline's CPU. Results are in the order of recs; errs[i] is
+// the error of recs[i].
+func (r *Runner) transformAll(ctx context.Context, recs []*kgo.Record) ([][]cdc.Record, []error) {
+	outs := make([][]cdc.Record, len(recs))
+	errs := make([]error, len(recs))
+	run := func(lo, hi int) {
+		var t decodeTally
+		for i := lo; i < hi; i++ {
+			outs[i], errs[i] = r.transform(ctx, recs[i], &t)
+		}
+		if t.in > 0 {
+			r.Metrics.ObserveStage("decode", t.in, t.out, t.dropped)
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(recs)/minParallelRecords)
+	if workers <= 1 {
+		run(0, len(recs))
+		return outs, errs
+	}
+	var wg sync.WaitGroup
+	per := (len(recs) + workers - 1) / workers
+	for lo := 0; lo < len(recs); lo += per {
+		wg.Go(func() { run(lo, min(lo+per, len(recs))) })
+	}
+	wg.Wait()
+	return outs, errs
+}
+
+// minParallelRecords is the fewest records per goroutine worth
+// transforming in parallel.
+const minParallelRecords = 256
+
 // transform decodes one Kafka record and runs it through the stages.
 // Tombstones produce nothing (the delete before them did the work).
-func (r *Runner) transform(ctx context.Context, rec *kgo.Record) ([]cdc.Record, error) {
+// What the decode step did, counted over many records and reported at
+// once: metrics are shared by the goroutines of transformAll.
+type decodeTally struct{ in, out, dropped int }
+
+func (r *Runner) transform(ctx context.Context, rec *kgo.Record, t *decodeTally) ([]cdc.Record, error) {
+	t.in++
 	c, err := r.Decoder.Decode(rec.Key, rec.Value)
 	if errors.Is(err, debezium.ErrTombstone) {
-		r.Metrics.ObserveStage("decode", 1, 0, 1)
+		t.dropped++
 		return nil, nil
 	}
 	if err != nil {
-		r.Metrics.ObserveStage("decode", 1, 0, 0)
 		return nil, &deadLetter{stage: "decode", err: err}
 	}
 	if c.Op == cdc.OpTruncate {
-		r.Metrics.ObserveStage("decode", 1, 0, 1)
+		t.dropped++
 		return nil, nil
 	}
-	r.Metrics.ObserveStage("decode", 1, 1, 0)
+	t.out++
 	out, err := r.Stages.Apply(ctx, c)
 	if err != nil {
 		stage := "stages"

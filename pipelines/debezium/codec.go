@@ -33,6 +33,8 @@
 package debezium
 
 import (
+	"sync/atomic"
+
 	"bytes"
 	"errors"
 	"fmt"
@@ -62,6 +64,8 @@ type JSON struct {
 	decoded boundedCache[uint64, *schemaEntry] // by hash of the schema text
 	known   knownSchemas                       // for split's fast path
 	seed    maphash.Seed
+	states  sync.Pool                 // of *fastState, for decodeFast
+	last    atomic.Pointer[lastEntry] // for knownEntry
 }
 
 // Option configures a JSON codec.

@@ -26,6 +26,9 @@ import (
 // a reader can tell which row the tombstone is for. A nil key means a table
 // without key columns.
 func (j *JSON) Decode(key, value []byte) (cdc.Record, error) {
+	if r, ok := j.tryFast(key, value); ok {
+		return r, nil
+	}
 	r, err := j.decode(key, value, true)
 	if err != nil && !errors.Is(err, ErrTombstone) {
 		// The fast split may have misread an odd message: parse it fully.
@@ -35,6 +38,23 @@ func (j *JSON) Decode(key, value []byte) (cdc.Record, error) {
 		err = fmt.Errorf("debezium: decode: %w", err)
 	}
 	return r, err
+}
+
+// tryFast decodes with decodeFast when the message's schemas are known;
+// false sends it to the full decode.
+func (j *JSON) tryFast(key, value []byte) (cdc.Record, bool) {
+	vs, payload, ok := j.known.split(value)
+	if !ok || payload == nil {
+		return cdc.Record{}, false
+	}
+	var ks, kp []byte
+	if len(key) > 0 && !bytes.Equal(key, jsonNull) {
+		if ks, kp, ok = j.known.split(key); !ok {
+			return cdc.Record{}, false
+		}
+	}
+	r, err := j.decodeFast(vs, ks, payload, kp)
+	return r, err == nil
 }
 
 func (j *JSON) decode(key, value []byte, fast bool) (cdc.Record, error) {

@@ -3,15 +3,19 @@ package debezium
 import (
 	"bytes"
 	"sync"
+	"sync/atomic"
 )
 
 // knownSchemas remembers the schema texts of recent messages. Every message
 // of a table carries the same schema, often ten times the size of its
 // payload; finding the payload of a message whose schema is known takes a
 // byte comparison instead of parsing the whole message again.
+//
+// Decoders of one pipeline run in parallel: split reads the list without a
+// lock (add replaces it whole), newest first.
 type knownSchemas struct {
-	mu   sync.Mutex
-	list [][]byte // most recently used first
+	mu   sync.Mutex // serialises add
+	list atomic.Pointer[[][]byte]
 }
 
 const (
@@ -29,14 +33,8 @@ func (k *knownSchemas) split(data []byte) (schema, payload []byte, ok bool) {
 		return nil, nil, false
 	}
 	rest := data[len(schemaHead) : len(data)-1]
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for i, s := range k.list {
+	for _, s := range k.schemas() {
 		if len(rest) > len(s)+len(payloadMid) && bytes.HasPrefix(rest, s) && bytes.HasPrefix(rest[len(s):], []byte(payloadMid)) {
-			if i > 0 {
-				copy(k.list[1:i+1], k.list[:i])
-				k.list[0] = s
-			}
 			payload = rest[len(s)+len(payloadMid):]
 			if bytes.Equal(payload, jsonNull) {
 				payload = nil
@@ -60,8 +58,22 @@ func (k *knownSchemas) add(data, schema []byte) {
 	s := bytes.Clone(schema)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.list = append([][]byte{s}, k.list...)
-	if len(k.list) > maxKnownSchemas {
-		k.list = k.list[:maxKnownSchemas]
+	for _, old := range k.schemas() {
+		if bytes.Equal(old, s) { // another decoder was first
+			return
+		}
 	}
+	list := append([][]byte{s}, k.schemas()...)
+	if len(list) > maxKnownSchemas {
+		list = list[:maxKnownSchemas]
+	}
+	k.list.Store(&list)
+}
+
+// schemas returns the known schema texts, newest first.
+func (k *knownSchemas) schemas() [][]byte {
+	if l := k.list.Load(); l != nil {
+		return *l
+	}
+	return nil
 }

@@ -28,8 +28,8 @@ func TestKnownSchemaFastPath(t *testing.T) {
 			t.Fatalf("decode %d differs (-full +got):\n%s", i, d)
 		}
 	}
-	if len(j.known.list) != 2 {
-		t.Errorf("known schemas: %d, want 2 (value and key)", len(j.known.list))
+	if len(j.known.schemas()) != 2 {
+		t.Errorf("known schemas: %d, want 2 (value and key)", len(j.known.schemas()))
 	}
 	// A message with a third member after the payload is not the
 	// Connect shape: it is a bare payload, as a full parse says.

@@ -1,0 +1,564 @@
+package debezium
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/valyala/fastjson"
+
+	"github.com/sluice-cdc/sluice/pipelines/cdc"
+)
+
+// The fast path decodes a message whose key and value schemas are known
+// (knownSchemas found both) with one validating pass over the payload and
+// no intermediate maps: the payload is most of the decoding work left once
+// the schema needs no parsing. It is strict: anything it does not take
+// exactly as the full decode would (invalid UTF-8, a lone surrogate, a
+// duplicate envelope member) is an error, and Decode then runs the full
+// decode, which stays the reference.
+
+// errFastPath is returned for a message the fast path leaves to the full
+// decode although it may be valid.
+var errFastPath = errors.New("not for the fast path")
+
+// decodeFast decodes a typed message whose value schema vs and key schema
+// ks (nil for a table without key columns) were split off by knownSchemas;
+// payload and kp are the value and key payloads, both non-null.
+func (j *JSON) decodeFast(vs, ks, payload, kp []byte) (cdc.Record, error) {
+	var r cdc.Record
+	if err := fastjson.ValidateBytes(payload); err != nil {
+		return r, err
+	}
+	st := j.fastState()
+	defer j.states.Put(st)
+	env, err := st.value.ParseBytes(payload)
+	if err != nil {
+		return r, err
+	}
+	o, err := env.Object()
+	if err != nil {
+		return r, err
+	}
+	// A member that appears twice counts with its last value, as in the
+	// full decode.
+	var op, src, tx, before, after *fastjson.Value
+	o.Visit(func(k []byte, v *fastjson.Value) {
+		switch string(k) {
+		case "op":
+			op = v
+		case "source":
+			src = v
+		case "transaction":
+			tx = v
+		case "before":
+			before = v
+		case "after":
+			after = v
+		}
+	})
+	if op == nil || src == nil {
+		return r, errFastPath
+	}
+	ob, err := fastString(op)
+	if err != nil {
+		return r, fmt.Errorf("op: %w", err)
+	}
+	if r.Op, err = cdc.ParseOp(string(ob)); err != nil {
+		return r, err
+	}
+	so, err := src.Object()
+	if err != nil {
+		return r, fmt.Errorf("source: %w", err)
+	}
+	if err := st.source(&r, so); err != nil {
+		return r, fmt.Errorf("source: %w", err)
+	}
+	e, err := j.knownEntry(vs, ks, r.Table)
+	if err != nil {
+		return r, err
+	}
+	if err := st.extras(&r, e.source); err != nil {
+		return r, fmt.Errorf("source: %w", err)
+	}
+	if err := fastTransaction(&r, tx); err != nil {
+		return r, fmt.Errorf("transaction: %w", err)
+	}
+	if r.Before, err = fastRow(e, before); err != nil {
+		return r, fmt.Errorf("before: %w", err)
+	}
+	if r.After, err = fastRow(e, after); err != nil {
+		return r, fmt.Errorf("after: %w", err)
+	}
+	if ks != nil && kp != nil {
+		if r.Key, err = st.decodeKey(e, kp); err != nil {
+			return r, fmt.Errorf("key: %w", err)
+		}
+	}
+	r.Schema = e.table
+	return r, nil
+}
+
+// knownEntry is schemaEntry for schema texts that knownSchemas returned:
+// those are the slices it keeps, so the entry of the last pair is found
+// again by identity instead of by hashing the texts.
+func (j *JSON) knownEntry(vs, ks []byte, t cdc.TableID) (*schemaEntry, error) {
+	if l := j.last.Load(); l != nil && sameSlice(l.vs, vs) && sameSlice(l.ks, ks) && l.entry.table.Table == t {
+		return l.entry, nil
+	}
+	e, err := j.schemaEntry(vs, ks, t)
+	if err != nil {
+		return nil, err
+	}
+	j.last.Store(&lastEntry{vs: vs, ks: ks, entry: e})
+	return e, nil
+}
+
+// lastEntry is the schema entry of the last known schema pair decoded.
+type lastEntry struct {
+	vs, ks []byte
+	entry  *schemaEntry
+}
+
+func sameSlice(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	return len(a) == 0 || &a[0] == &b[0]
+}
+
+// fastString returns the bytes of a JSON string that are valid UTF-8.
+func fastString(v *fastjson.Value) ([]byte, error) {
+	b, err := v.StringBytes()
+	if err != nil {
+		return nil, err
+	}
+	if !plainText(b) {
+		return nil, errFastPath
+	}
+	return b, nil
+}
+
+// plainText reports whether the full decode would read the unescaped
+// string b as it is.
+func plainText(b []byte) bool { return utf8.Valid(b) && !maybeSurrogate(b) }
+
+// maybeSurrogate reports whether b holds the text of a \uD800-\uDFFF
+// escape: fastjson keeps a lone surrogate escape as text, where the full
+// decode makes it U+FFFD. A string that really holds such text (escaped
+// backslash) only costs a full decode.
+func maybeSurrogate(b []byte) bool {
+	for {
+		i := bytes.Index(b, []byte(`\u`))
+		if i < 0 || i+3 >= len(b) {
+			return false
+		}
+		if c := b[i+2]; (c == 'd' || c == 'D') && strings.ContainsRune("89abcdefABCDEF", rune(b[i+3])) {
+			return true
+		}
+		b = b[i+2:]
+	}
+}
+
+// fastState is what one decodeFast call works with; the codec pools them,
+// so decoders running in parallel each have their own.
+type fastState struct {
+	value, keyParser fastjson.Parser
+	// strs interns the source block's strings, which repeat from one
+	// record to the next.
+	strs map[string]string
+	// pending are the source block's extra members, typed once the
+	// schema entry is known.
+	pending []member
+}
+
+type member struct {
+	name string
+	v    *fastjson.Value
+}
+
+// maxInterned bounds fastState.strs.
+const maxInterned = 256
+
+func (j *JSON) fastState() *fastState {
+	if st, ok := j.states.Get().(*fastState); ok {
+		return st
+	}
+	return &fastState{strs: map[string]string{}}
+}
+
+// intern returns b as a string, the same string for the same bytes.
+func (st *fastState) intern(b []byte) string {
+	if s, ok := st.strs[string(b)]; ok {
+		return s
+	}
+	if len(st.strs) >= maxInterned {
+		clear(st.strs)
+	}
+	s := string(b)
+	st.strs[s] = s
+	return s
+}
+
+// optString decodes a string member of the source block; null is "".
+func (st *fastState) optString(v *fastjson.Value, name string, dst *string) error {
+	if v.Type() == fastjson.TypeNull {
+		*dst = ""
+		return nil
+	}
+	b, err := fastString(v)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	*dst = st.intern(b)
+	return nil
+}
+
+// source fills r.Table, r.Source (but for its extra members, which it
+// keeps for extras) and r.CommitTime from the source block. Members count
+// with their last value, as in the full decode.
+func (st *fastState) source(r *cdc.Record, src *fastjson.Object) error {
+	s := &r.Source
+	var ms int64
+	var us, ns *int64
+	var errs []error
+	st.pending = st.pending[:0]
+	src.Visit(func(k []byte, v *fastjson.Value) {
+		var err error
+		if !plainText(k) {
+			errs = append(errs, errFastPath)
+			return
+		}
+		switch name := string(k); name {
+		case "connector":
+			err = st.optString(v, name, &s.Connector)
+		case "name":
+			err = st.optString(v, name, &s.Name)
+		case "db":
+			err = st.optString(v, name, &s.DB)
+		case "snapshot":
+			err = st.optString(v, name, &s.Snapshot)
+		case "schema":
+			err = st.optString(v, name, &r.Table.Schema)
+		case "table":
+			err = st.optString(v, name, &r.Table.Name)
+		case "ts_ms", "ts_us", "ts_ns":
+			if v.Type() == fastjson.TypeNull {
+				switch name {
+				case "ts_ms":
+					ms = 0
+				case "ts_us":
+					us = nil
+				default:
+					ns = nil
+				}
+				return
+			}
+			var n int64
+			if n, err = fastInt(v, 64); err != nil {
+				err = fmt.Errorf("%s: %w", name, err)
+				break
+			}
+			switch name {
+			case "ts_ms":
+				ms = n
+			case "ts_us":
+				us = &n
+			default:
+				ns = &n
+			}
+		default:
+			if !isSourceField(name) {
+				st.pending = append(st.pending, member{st.intern(k), v})
+			}
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	r.CommitTime = commitTime(ms, us, ns)
+	return nil
+}
+
+// extras decodes the source block's extra members that source kept, typed
+// by the source block's schema.
+func (st *fastState) extras(r *cdc.Record, schema *connectSchema) error {
+	for _, m := range st.pending {
+		typ := ""
+		if f := schema.field(m.name); f != nil {
+			typ = f.Type
+		}
+		x, err := fastExtra(typ, m.v)
+		if err != nil {
+			return fmt.Errorf("%s: %w", m.name, err)
+		}
+		if r.Source.Extra == nil {
+			r.Source.Extra = make(map[string]any, len(st.pending))
+		}
+		r.Source.Extra[m.name] = x
+	}
+	st.pending = st.pending[:0]
+	return nil
+}
+
+// fastExtra is decodeExtra on a parsed value.
+func fastExtra(typ string, v *fastjson.Value) (any, error) {
+	if v.Type() == fastjson.TypeNull {
+		return nil, nil
+	}
+	if typ == "" {
+		switch v.Type() {
+		case fastjson.TypeString:
+			typ = typeString
+		case fastjson.TypeTrue, fastjson.TypeFalse:
+			typ = typeBoolean
+		case fastjson.TypeNumber:
+			if n, err := fastInt(v, 64); err == nil {
+				return n, nil
+			}
+			typ = typeDouble
+		default:
+			return nil, errors.New("want a string, number or bool")
+		}
+	}
+	switch typ {
+	case typeInt64:
+		return fastInt(v, 64)
+	case typeDouble:
+		return fastFloat(v, 64)
+	case typeBoolean:
+		return v.Bool()
+	case typeString:
+		b, err := fastString(v)
+		return string(b), err
+	}
+	return nil, fmt.Errorf("unsupported type %q", typ)
+}
+
+func fastTransaction(r *cdc.Record, tx *fastjson.Value) error {
+	if tx == nil || tx.Type() == fastjson.TypeNull {
+		return nil
+	}
+	o, err := tx.Object()
+	if err != nil {
+		return err
+	}
+	id := o.Get("id")
+	if id == nil {
+		return errFastPath
+	}
+	if id.Type() != fastjson.TypeNull {
+		b, err := fastString(id)
+		if err != nil {
+			return fmt.Errorf("id: %w", err)
+		}
+		r.TxID = string(b)
+	}
+	if r.TxID == "" {
+		return nil
+	}
+	to := o.Get("total_order")
+	if to == nil {
+		return errFastPath
+	}
+	if r.Seq, err = fastInt(to, 64); err != nil {
+		return fmt.Errorf("total_order: %w", err)
+	}
+	return nil
+}
+
+// fastRow decodes a before, after or key object; null or missing is nil.
+func fastRow(e *schemaEntry, v *fastjson.Value) (cdc.Row, error) {
+	if v == nil || v.Type() == fastjson.TypeNull {
+		return nil, nil
+	}
+	o, err := v.Object()
+	if err != nil {
+		return nil, err
+	}
+	row := make(cdc.Row, o.Len())
+	o.Visit(func(k []byte, x *fastjson.Value) {
+		if err != nil {
+			return
+		}
+		i, ok := e.index[string(k)]
+		if !ok && !plainText(k) {
+			err = errFastPath
+			return
+		}
+		if !ok {
+			err = fmt.Errorf("column %q is not in the schema", k)
+			return
+		}
+		c := &e.table.Columns[i]
+		var val any
+		if val, err = fastValue(c.Kind, c.Elem, x); err != nil {
+			err = fmt.Errorf("column %q: %w", c.Name, err)
+			return
+		}
+		row[c.Name] = val
+	})
+	if err != nil {
+		return nil, err
+	}
+	return row, nil
+}
+
+// decodeKey decodes the key payload kp under the key schema of e.
+func (st *fastState) decodeKey(e *schemaEntry, kp []byte) (cdc.Row, error) {
+	if err := fastjson.ValidateBytes(kp); err != nil {
+		return nil, err
+	}
+	v, err := st.keyParser.ParseBytes(kp)
+	if err != nil {
+		return nil, err
+	}
+	row, err := fastRow(e, v)
+	if err != nil || row == nil {
+		return nil, err
+	}
+	for n := range row {
+		if !isKey(e.table.Key, n) {
+			return nil, fmt.Errorf("column %q is not a key column", n)
+		}
+	}
+	return row, nil
+}
+
+func isKey(key []string, name string) bool {
+	for _, k := range key {
+		if k == name {
+			return true
+		}
+	}
+	return false
+}
+
+// number returns the text of a JSON number.
+func number(v *fastjson.Value) ([]byte, error) {
+	if v.Type() != fastjson.TypeNumber {
+		return nil, fmt.Errorf("want a number, got %s", v.Type())
+	}
+	var buf [32]byte
+	return v.MarshalTo(buf[:0]), nil
+}
+
+func fastInt(v *fastjson.Value, bits int) (int64, error) {
+	if v.Type() != fastjson.TypeNumber {
+		return 0, fmt.Errorf("want a number, got %s", v.Type())
+	}
+	n, err := v.Int64() // digits only: no fraction, no exponent
+	if err != nil {
+		return 0, err
+	}
+	if bits < 64 && (n < -1<<(bits-1) || n >= 1<<(bits-1)) {
+		return 0, fmt.Errorf("%d out of range for int%d", n, bits)
+	}
+	return n, nil
+}
+
+func fastFloat(v *fastjson.Value, bits int) (float64, error) {
+	if v.Type() == fastjson.TypeString {
+		s, err := fastString(v)
+		if err != nil {
+			return 0, err
+		}
+		switch string(s) {
+		case "NaN":
+			return math.NaN(), nil
+		case "Infinity":
+			return math.Inf(1), nil
+		case "-Infinity":
+			return math.Inf(-1), nil
+		}
+		return 0, fmt.Errorf("float %q: want a number, NaN, Infinity or -Infinity", s)
+	}
+	b, err := number(v)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseFloat(string(b), bits)
+}
+
+// fastValue is decodeValue on a parsed value.
+func fastValue(k, elem cdc.Kind, v *fastjson.Value) (any, error) {
+	if v.Type() == fastjson.TypeNull {
+		return nil, nil
+	}
+	switch k {
+	case cdc.KindBool:
+		return v.Bool()
+	case cdc.KindInt16:
+		n, err := fastInt(v, 16)
+		return int16(n), err
+	case cdc.KindInt32:
+		n, err := fastInt(v, 32)
+		return int32(n), err
+	case cdc.KindInt64:
+		return fastInt(v, 64)
+	case cdc.KindFloat32:
+		f, err := fastFloat(v, 32)
+		return float32(f), err
+	case cdc.KindFloat64:
+		return fastFloat(v, 64)
+	case cdc.KindDate:
+		n, err := fastInt(v, 64)
+		if err != nil {
+			return nil, err
+		}
+		return dateFromDays(n)
+	case cdc.KindTime:
+		n, err := fastInt(v, 64)
+		if err != nil {
+			return nil, err
+		}
+		if n > math.MaxInt64/1000 || n < math.MinInt64/1000 {
+			return nil, fmt.Errorf("time %d µs out of range", n)
+		}
+		return time.Duration(n) * time.Microsecond, nil
+	case cdc.KindTimestamp:
+		n, err := fastInt(v, 64)
+		if err != nil {
+			return nil, err
+		}
+		return timestampFromMicros(n)
+	case cdc.KindArray:
+		xs, err := v.Array()
+		if err != nil {
+			return nil, err
+		}
+		return fastArray(elem, xs)
+	}
+	s, err := fastString(v)
+	if err != nil {
+		return nil, err
+	}
+	return decodeString(k, string(s))
+}
+
+func fastArray(elem cdc.Kind, xs []*fastjson.Value) ([]any, error) {
+	out := make([]any, len(xs))
+	for i, x := range xs {
+		var err error
+		if x.Type() == fastjson.TypeArray {
+			var sub []*fastjson.Value
+			if sub, err = x.Array(); err == nil {
+				out[i], err = fastArray(elem, sub)
+			}
+		} else {
+			out[i], err = fastValue(elem, cdc.KindUnknown, x)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("element %d: %w", i, err)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,224 @@
+package debezium
+
+import (
+	"bytes"
+	"errors"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/sluice-cdc/sluice/pipelines/cdc"
+)
+
+// warm returns a codec that has seen the schemas of r, and r's key and value.
+func warm(t testing.TB, r cdc.Record) (*JSON, []byte, []byte) {
+	t.Helper()
+	j := newCodec(true)
+	key, err := j.EncodeKey(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, err := j.EncodeValue(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Decode(key, value); err != nil {
+		t.Fatalf("first decode: %v", err)
+	}
+	return j, key, value
+}
+
+// TestFastPathMatchesFull decodes every kind and operation through the
+// fast path and checks it takes it and returns what the full decode does.
+func TestFastPathMatchesFull(t *testing.T) {
+	for name, r := range allCases() {
+		t.Run(name, func(t *testing.T) {
+			j, key, value := warm(t, r)
+			got, ok := j.tryFast(key, value)
+			if !ok {
+				_, err := j.decodeFast(knownParts(t, j, key, value))
+				t.Fatalf("fast path not taken: %v", err)
+			}
+			want, err := j.decode(key, value, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(want, got, cmpOpts...); d != "" {
+				t.Errorf("fast path differs (-full +fast):\n%s", d)
+			}
+			if d := cmp.Diff(r, got, cmpOpts...); d != "" {
+				t.Errorf("fast path differs from the encoded record (-encoded +fast):\n%s", d)
+			}
+		})
+	}
+}
+
+func knownParts(t *testing.T, j *JSON, key, value []byte) (vs, ks, payload, kp []byte) {
+	t.Helper()
+	vs, payload, ok := j.known.split(value)
+	if !ok {
+		t.Fatal("value schema not known")
+	}
+	if ks, kp, ok = j.known.split(key); !ok && len(key) > 0 {
+		t.Fatal("key schema not known")
+	}
+	return vs, ks, payload, kp
+}
+
+// TestFastPathOddPayloads gives payloads under a known schema that the fast
+// path must either decode exactly as the full decode does or leave to it.
+func TestFastPathOddPayloads(t *testing.T) {
+	r := record(col(cdc.KindString, "text"), "x", true)
+	const src = `"source":{"version":"1","connector":"postgresql","name":"prod.pg","ts_ms":1,"snapshot":"false","db":"shop","schema":"public","table":"t","lsn":5}`
+	tests := map[string]struct {
+		payload string
+		fast    bool // the fast path takes it
+	}{
+		"plain":                {`{"after":{"id":1,"v":"a"},` + src + `,"op":"c"}`, true},
+		"member twice":         {`{"after":{"id":1,"v":"a"},"after":{"id":1,"v":"b"},` + src + `,"op":"c"}`, true},
+		"column twice":         {`{"after":{"id":1,"v":"a","v":"b"},` + src + `,"op":"c"}`, true},
+		"escapes":              {`{"after":{"id":1,"v":"\u00e9\n\"\\\/"},` + src + `,"op":"c"}`, true},
+		"surrogate pair":       {`{"after":{"id":1,"v":"\ud83c\udf89"},` + src + `,"op":"c"}`, true},
+		"backslash u text":     {`{"after":{"id":1,"v":"\\ud800"},` + src + `,"op":"c"}`, false},
+		"invalid utf8":         {"{\"after\":{\"id\":1,\"v\":\"\xff\"}," + src + `,"op":"c"}`, false},
+		"lone surrogate":       {`{"after":{"id":1,"v":"\ud800"},` + src + `,"op":"c"}`, false},
+		"control char":         {"{\"after\":{\"id\":1,\"v\":\"a\tb\"}," + src + `,"op":"c"}`, false},
+		"leading zero":         {`{"after":{"id":01,"v":"a"},` + src + `,"op":"c"}`, false},
+		"bare NaN":             {`{"after":{"id":NaN,"v":"a"},` + src + `,"op":"c"}`, false},
+		"float for int":        {`{"after":{"id":1.0,"v":"a"},` + src + `,"op":"c"}`, false},
+		"string for int":       {`{"after":{"id":"1","v":"a"},` + src + `,"op":"c"}`, false},
+		"int out of range":     {`{"after":{"id":2147483648,"v":"a"},` + src + `,"op":"c"}`, false},
+		"int64 overflow":       {`{"after":{"id":99999999999999999999,"v":"a"},` + src + `,"op":"c"}`, false},
+		"negative zero":        {`{"after":{"id":-0,"v":"a"},` + src + `,"op":"c"}`, true},
+		"int exponent":         {`{"after":{"id":1e2,"v":"a"},` + src + `,"op":"c"}`, false},
+		"unknown column":       {`{"after":{"id":1,"w":"a"},` + src + `,"op":"c"}`, false},
+		"no op":                {`{"after":{"id":1,"v":"a"},` + src + `}`, false},
+		"bad op":               {`{"after":{"id":1,"v":"a"},` + src + `,"op":"x"}`, false},
+		"no source":            {`{"after":{"id":1,"v":"a"},"op":"c"}`, false},
+		"null table":           {`{"after":{"id":1,"v":"a"},"source":{"schema":"public","table":null},"op":"c"}`, true},
+		"transaction":          {`{"after":{"id":1,"v":"a"},` + src + `,"op":"c","transaction":{"id":"7","total_order":2}}`, true},
+		"transaction no order": {`{"after":{"id":1,"v":"a"},` + src + `,"op":"c","transaction":{"id":"7"}}`, false},
+		"transaction null id":  {`{"after":{"id":1,"v":"a"},` + src + `,"op":"c","transaction":{"id":null}}`, true},
+		"extra types":          {`{"after":{"id":1,"v":"a"},"source":{"schema":"public","table":"t","lsn":"5","xmin":1.5,"flag":true},"op":"c"}`, false},
+		"trailing garbage":     {`{"after":{"id":1,"v":"a"},` + src + `,"op":"c"} x`, false},
+		"not an object":        {`[1]`, false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			j, key, value := warm(t, r)
+			vs, ks, _, kp := knownParts(t, j, key, value)
+			msg := []byte(`{"schema":` + string(vs) + `,"payload":` + tc.payload + `}`)
+			got, ok := j.tryFast(key, msg)
+			if ok != tc.fast {
+				_, err := j.decodeFast(vs, ks, []byte(tc.payload), kp)
+				t.Fatalf("fast path taken: %v, want %v (%v)", ok, tc.fast, err)
+			}
+			want, err := j.decode(key, msg, false)
+			if ok && err != nil {
+				t.Fatalf("fast path took a message the full decode rejects: %v", err)
+			}
+			if ok {
+				if d := cmp.Diff(want, got, cmpOpts...); d != "" {
+					t.Errorf("fast path differs (-full +fast):\n%s", d)
+				}
+			}
+			// Decode as a user calls it agrees with the full decode.
+			dec, derr := j.Decode(key, msg)
+			if (derr == nil) != (err == nil) {
+				t.Fatalf("Decode error %v, full decode error %v", derr, err)
+			}
+			if err == nil {
+				if d := cmp.Diff(want, dec, cmpOpts...); d != "" {
+					t.Errorf("Decode differs (-full +Decode):\n%s", d)
+				}
+			}
+		})
+	}
+}
+
+// FuzzFastPath puts fuzzed payloads under a known schema (one per case,
+// chosen by the fuzzed index): whatever the fast path accepts, the full
+// decode accepts and decodes the same way.
+func FuzzFastPath(f *testing.F) {
+	type pair struct{ key, value []byte }
+	var cases []pair
+	names := slices.Sorted(maps.Keys(allCases()))
+	for i, name := range names {
+		r := allCases()[name]
+		codec := newCodec(true)
+		key, err1 := codec.EncodeKey(r)
+		value, err2 := codec.EncodeValue(r)
+		if err := errors.Join(err1, err2); err != nil {
+			f.Fatal(err)
+		}
+		cases = append(cases, pair{key, value})
+		_, payload, err := split(value)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(uint8(i), []byte(payload))
+	}
+	f.Fuzz(func(t *testing.T, i uint8, payload []byte) {
+		c := cases[int(i)%len(cases)]
+		j := newCodec(true)
+		if _, err := j.Decode(c.key, c.value); err != nil {
+			t.Fatalf("decode of the encoded case: %v", err)
+		}
+		vs, _, ok := j.known.split(c.value)
+		if !ok {
+			t.Fatal("schema not known after a full decode")
+		}
+		msg := bytes.Join([][]byte{[]byte(`{"schema":`), vs, []byte(`,"payload":`), payload, []byte(`}`)}, nil)
+		got, ok := j.tryFast(c.key, msg)
+		if !ok {
+			return
+		}
+		want, err := j.decode(c.key, msg, false)
+		if err != nil {
+			t.Fatalf("fast path took a payload the full decode rejects (%v): %s", err, payload)
+		}
+		if d := cmp.Diff(want, got, cmpOpts...); d != "" {
+			t.Fatalf("fast path differs (-full +fast):\n%s\npayload: %s", d, payload)
+		}
+	})
+}
+
+// TestDecodeConcurrent decodes from several goroutines at once, as a
+// pipeline's parallel transform does (run with -race).
+func TestDecodeConcurrent(t *testing.T) {
+	j := newCodec(true)
+	type msg struct {
+		key, value []byte
+		want       cdc.Record
+	}
+	var msgs []msg
+	for _, r := range allCases() {
+		key, err1 := j.EncodeKey(r)
+		value, err2 := j.EncodeValue(r)
+		if err := errors.Join(err1, err2); err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, msg{key, value, r})
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 3 * len(msgs) {
+				m := msgs[(i+g)%len(msgs)]
+				got, err := j.Decode(m.key, m.value)
+				if err != nil {
+					t.Errorf("decode: %v", err)
+					return
+				}
+				if d := cmp.Diff(m.want, got, cmpOpts...); d != "" {
+					t.Errorf("decoded record differs (-want +got):\n%s", d)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
