@@ -251,9 +251,10 @@ func (s *Source) Open(ctx context.Context, from cdc.Position) error {
 				"slot", cp.Slot, "stored_lsn", lsn, "slot_lsn", slots[cp.Slot].confirmed)
 		case slots[cp.Slot].exists:
 			s.slot = cp.Slot
-			// The other slot never got a stored position: a leftover of a
-			// snapshot or resnapshot cut short, or the old slot of one that
-			// completed but was not dropped yet.
+			// The stored position is on this slot, so the other one is
+			// not needed: a leftover of a snapshot or resnapshot cut short
+			// before its first position was stored, or the old slot of one
+			// that completed but was not dropped yet.
 			if other := otherSlot(cp.Slot, base, alt); slots[other].exists {
 				if err := s.dropSlot(ctx, other); err != nil {
 					return err
