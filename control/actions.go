@@ -42,6 +42,9 @@ func (s *Server) action(kind spec.Kind) http.HandlerFunc {
 			known = known || a == act
 		}
 		if !known {
+			if kind == spec.KindSource {
+				allowed = append(allowed[:len(allowed):len(allowed)], "resnapshot") // routed on its own
+			}
 			problem(w, http.StatusNotFound, "unknown action",
 				fmt.Sprintf("%s actions are: %s", strings.ToLower(string(kind)), strings.Join(allowed, ", ")), nil)
 			return

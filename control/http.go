@@ -53,6 +53,7 @@ func (s *Server) Handler() http.Handler {
 			r.Get(base+"/{name}/versions/{version}", s.version(kind))
 			r.Post(base+"/{name}/{action}", s.action(kind))
 		}
+		r.Post("/v1/sources/{name}/resnapshot", s.resnapshot)
 	})
 	return r
 }
@@ -245,6 +246,13 @@ func (s *Server) status(kind spec.Kind) http.HandlerFunc {
 		st, ok := s.Runtime.Status(kind, h.Name)
 		if !ok {
 			st = worker.Status{Kind: kind, Name: h.Name, Version: h.Version, Desired: h.Desired, State: worker.StateStopped}
+			if h.Resnapshot != nil {
+				rs := &worker.ResnapshotStatus{Resnapshot: *h.Resnapshot, State: worker.ResnapshotPending}
+				if h.Resnapshot.CompletedAt != nil {
+					rs.State = worker.ResnapshotDone
+				}
+				st.Resnapshot = rs
+			}
 		}
 		writeJSON(w, http.StatusOK, st)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -24,6 +25,8 @@ import (
 type fakeRuntime struct {
 	mu    sync.Mutex
 	units []worker.Unit
+	// resnapDone is the resnapshot ID each source completed.
+	resnapDone map[string]int64
 }
 
 func (f *fakeRuntime) Set(units []worker.Unit) {
@@ -37,7 +40,16 @@ func (f *fakeRuntime) Statuses() []worker.Status {
 	defer f.mu.Unlock()
 	var out []worker.Status
 	for _, u := range f.units {
-		out = append(out, worker.Status{Kind: u.Kind, Name: u.Name, Version: u.Version, Desired: u.Desired, State: u.Desired})
+		st := worker.Status{Kind: u.Kind, Name: u.Name, Version: u.Version, Desired: u.Desired, State: u.Desired}
+		if u.Resnapshot != nil {
+			rs := &worker.ResnapshotStatus{Resnapshot: *u.Resnapshot, State: worker.ResnapshotRunning}
+			if f.resnapDone[u.Name] >= u.Resnapshot.ID {
+				at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+				rs.State, rs.CompletedAt = worker.ResnapshotDone, &at
+			}
+			st.Resnapshot = rs
+		}
+		out = append(out, st)
 	}
 	return out
 }

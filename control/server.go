@@ -78,7 +78,7 @@ func (s *Server) Reconcile() {
 		}
 		sources[h.Name], sourceVersions[h.Name] = src, h.Version
 		units = append(units, worker.Unit{Kind: spec.KindSource, Name: h.Name, Version: h.Version,
-			Desired: h.Desired, Source: src, Generation: gens[key{spec.KindSource, h.Name}]})
+			Desired: h.Desired, Source: src, Generation: gens[key{spec.KindSource, h.Name}], Resnapshot: h.Resnapshot})
 	}
 	for _, h := range s.Store.List(spec.KindPipeline) {
 		p, err := s.pipeline(h.Name)
@@ -106,6 +106,7 @@ func (s *Server) Run(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		}
 		s.publishStatus(ctx)
+		s.recordResnapshots(ctx)
 		if err := s.Store.Reload(ctx); err != nil {
 			if ctx.Err() == nil {
 				s.Logger.Warn("reloading control state failed", "err", err)

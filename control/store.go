@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,6 +32,10 @@ type Head struct {
 	Desired   worker.State `json:"desired_state"`
 	Deleted   bool         `json:"deleted,omitempty"`
 	UpdatedAt time.Time    `json:"updated_at"`
+	// Resnapshot is a source's latest resnapshot request. It is kept
+	// here, beside the desired state, so a server that dies before the
+	// source completes it runs it again after a restart.
+	Resnapshot *worker.Resnapshot `json:"resnapshot,omitempty"`
 }
 
 // Version is one accepted spec of a source or pipeline, as it was sent:
@@ -128,8 +133,8 @@ func (s *Store) Put(ctx context.Context, kind spec.Kind, name, format, text stri
 	defer s.writeMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old, exists := s.heads[k]
-	exists = exists && !old.Deleted
+	old, had := s.heads[k]
+	exists := had && !old.Deleted
 	if exists && s.versions[k][old.Version].Spec == text {
 		return old, false, nil
 	}
@@ -142,6 +147,12 @@ func (s *Store) Put(ctx context.Context, kind spec.Kind, name, format, text stri
 	h = Head{Kind: kind, Name: name, Version: next, Desired: worker.StateRunning, UpdatedAt: now}
 	if exists {
 		h.Desired = old.Desired
+	}
+	if had {
+		// Resnapshot IDs must never go back, not even for a source
+		// deleted and created again: its stored position (which records
+		// the requests done) and slot stay too.
+		h.Resnapshot = old.Resnapshot
 	}
 	if err := s.save(ctx, versionKey(k, next), ver); err != nil {
 		return Head{}, false, err
@@ -176,6 +187,50 @@ func (s *Store) Restore(ctx context.Context, kind spec.Kind, name string, v int)
 // SetDesired records the state an operator wants kind/name in.
 func (s *Store) SetDesired(ctx context.Context, kind spec.Kind, name string, st worker.State) (Head, error) {
 	return s.update(ctx, kind, name, func(h *Head) { h.Desired = st })
+}
+
+// RequestResnapshot records a new resnapshot request of source name: the
+// next ID, for tables and, when the previous request is not done
+// (prevDone false), its tables too, since the new request replaces it.
+func (s *Store) RequestResnapshot(ctx context.Context, name string, tables []string,
+	prevDone func(*worker.Resnapshot) bool) (worker.Resnapshot, error) {
+	var req worker.Resnapshot
+	_, err := s.update(ctx, spec.KindSource, name, func(h *Head) {
+		req = worker.Resnapshot{ID: 1, RequestedAt: time.Now().UTC()}
+		if prev := h.Resnapshot; prev != nil {
+			req.ID = prev.ID + 1
+			if prev.CompletedAt == nil && !prevDone(prev) {
+				req.Tables = append(req.Tables, prev.Tables...)
+			}
+		}
+		for _, t := range tables {
+			if !slices.Contains(req.Tables, t) {
+				req.Tables = append(req.Tables, t)
+			}
+		}
+		r := req
+		h.Resnapshot = &r
+	})
+	return req, err
+}
+
+// CompleteResnapshot records that resnapshot id of source name is
+// complete; a later request or a recorded completion stays as it is.
+func (s *Store) CompleteResnapshot(ctx context.Context, name string, id int64, at time.Time) error {
+	s.mu.Lock()
+	h, ok := s.heads[key{spec.KindSource, name}]
+	s.mu.Unlock()
+	if !ok || h.Resnapshot == nil || h.Resnapshot.ID != id || h.Resnapshot.CompletedAt != nil {
+		return nil
+	}
+	_, err := s.update(ctx, spec.KindSource, name, func(h *Head) {
+		if h.Resnapshot != nil && h.Resnapshot.ID == id && h.Resnapshot.CompletedAt == nil {
+			r := *h.Resnapshot
+			r.CompletedAt = &at
+			h.Resnapshot = &r
+		}
+	})
+	return err
 }
 
 // Delete marks kind/name deleted.

@@ -180,25 +180,48 @@ type statusLine struct {
 	Desired string `json:"desired_state"`
 	State   string `json:"state"`
 	Status  *struct {
-		State       string     `json:"state"`
-		Since       time.Time  `json:"since"`
-		Restarts    int        `json:"restarts"`
-		LastError   string     `json:"last_error"`
-		LastErrorAt *time.Time `json:"last_error_at"`
+		State       string      `json:"state"`
+		Since       time.Time   `json:"since"`
+		Restarts    int         `json:"restarts"`
+		LastError   string      `json:"last_error"`
+		LastErrorAt *time.Time  `json:"last_error_at"`
+		Resnapshot  *resnapLine `json:"resnapshot"`
 	} `json:"status"`
-	Since     time.Time  `json:"since"`
-	Restarts  int        `json:"restarts"`
-	LastError string     `json:"last_error"`
-	ErrorAt   *time.Time `json:"last_error_at"`
+	Since      time.Time   `json:"since"`
+	Restarts   int         `json:"restarts"`
+	LastError  string      `json:"last_error"`
+	ErrorAt    *time.Time  `json:"last_error_at"`
+	Resnapshot *resnapLine `json:"resnapshot"`
+}
+
+// resnapLine is a source's latest resnapshot request as a status shows it.
+type resnapLine struct {
+	ID          int64      `json:"id"`
+	Tables      []string   `json:"tables"`
+	State       string     `json:"state"`
+	RequestedAt time.Time  `json:"requested_at"`
+	CompletedAt *time.Time `json:"completed_at"`
+}
+
+func (r *resnapLine) String() string {
+	s := fmt.Sprintf("resnapshot %d of %s: %s", r.ID, strings.Join(r.Tables, ", "), r.State)
+	if r.State == "done" && r.CompletedAt != nil {
+		return s + " at " + r.CompletedAt.Local().Format(time.DateTime)
+	}
+	return s + ", requested " + time.Since(r.RequestedAt).Round(time.Second).String() + " ago"
 }
 
 func printTable(lines []statusLine) {
 	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KIND\tNAME\tVERSION\tDESIRED\tSTATE\tSINCE\tRESTARTS\tLAST ERROR")
+	var notes []string
 	for _, l := range lines {
-		state, since, restarts, lastErr, at := l.State, l.Since, l.Restarts, l.LastError, l.ErrorAt
+		state, since, restarts, lastErr, at, rs := l.State, l.Since, l.Restarts, l.LastError, l.ErrorAt, l.Resnapshot
 		if l.Status != nil {
-			state, since, restarts, lastErr, at = l.Status.State, l.Status.Since, l.Status.Restarts, l.Status.LastError, l.Status.LastErrorAt
+			state, since, restarts, lastErr, at, rs = l.Status.State, l.Status.Since, l.Status.Restarts, l.Status.LastError, l.Status.LastErrorAt, l.Status.Resnapshot
+		}
+		if rs != nil {
+			notes = append(notes, strings.ToLower(l.Kind)+"/"+l.Name+": "+rs.String())
 		}
 		if state == "" {
 			state = "-"
@@ -216,6 +239,12 @@ func printTable(lines []statusLine) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\n", strings.ToLower(l.Kind), l.Name, l.Version, l.Desired, state, sinceText, restarts, lastErr)
 	}
 	_ = tw.Flush()
+	if len(notes) > 0 {
+		fmt.Println()
+		for _, n := range notes {
+			fmt.Println(n)
+		}
+	}
 }
 
 func newGetCmd() *cobra.Command {
@@ -309,6 +338,8 @@ func newActionCmd(kind spec.Kind) *cobra.Command {
 	actions := "start|stop|pause|resume|restart|restore|validate"
 	if kind == spec.KindPipeline {
 		actions += "|clear|replay|reprocess"
+	} else {
+		actions += "|resnapshot"
 	}
 	name := strings.ToLower(string(kind))
 	cmd := &cobra.Command{
@@ -319,7 +350,10 @@ func newActionCmd(kind spec.Kind) *cobra.Command {
   stop, pause     stop it (a paused pipeline lets Kafka buffer; the source keeps capturing)
   restart         stop and start it again with the same spec
   restore         make --version N the current spec again (as a new version)
-  validate        dry-run the stored spec, or --spec-file, against the live databases` + map[bool]string{true: `
+  validate        dry-run the stored spec, or --spec-file, against the live databases` + map[bool]string{false: `
+  resnapshot      read --tables again (op r) while the other tables keep streaming;
+                  the request is stored first, so a restarted server completes it.
+                  sluice status shows its progress`, true: `
   clear           empty the destination tables it writes (or --tables) and reset its
                   offsets; only while it is stopped or paused
   replay          stop it, optionally --clear, move its offsets (--from earliest,
@@ -336,7 +370,7 @@ func newActionCmd(kind spec.Kind) *cobra.Command {
 			switch act {
 			case "restore":
 				body, _ = json.Marshal(map[string]int{"version": ver})
-			case "clear":
+			case "clear", "resnapshot":
 				body, _ = json.Marshal(map[string]any{"tables": tables})
 			case "replay":
 				req := map[string]any{"from": from, "clear": clear}
@@ -414,6 +448,9 @@ func newActionCmd(kind spec.Kind) *cobra.Command {
 	fl := cmd.Flags()
 	fl.IntVar(&ver, "version", 0, "restore: the version to make current")
 	fl.StringVar(&specFile, "spec-file", "", "validate: a spec file to validate instead of the stored spec")
+	if kind == spec.KindSource {
+		fl.StringSliceVar(&tables, "tables", nil, "resnapshot: the tables to read again, schema.table,...")
+	}
 	if kind == spec.KindPipeline {
 		fl.StringSliceVar(&tables, "tables", nil, "clear, replay --clear: destination tables (default: those its stages write)")
 		fl.StringVar(&from, "from", "earliest", "replay: earliest, timestamp or offsets")

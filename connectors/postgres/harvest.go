@@ -11,31 +11,44 @@ import (
 	"github.com/sluice-cdc/sluice/pipelines/cdc"
 )
 
-// harvest replays the deletes an old slot holds from its
-// confirmed position up to the new snapshot's consistent point. Inserts and
-// updates of that window need no replay: the new snapshot has their
-// outcome. Deletes do, because a snapshot cannot say "this row is gone".
+// harvest streams an old slot from a position up to a new snapshot's
+// consistent point, on a replication connection of its own.
+//
+// After a snapshot was cut short (all false) only the deletes of that
+// window are replayed: the new snapshot has the outcome of inserts and
+// updates, but cannot say "this row is gone". For a resnapshot (all true)
+// the old slot is the one in use and only some tables are read again, so
+// every change of the window is returned, with checkpoints of the old
+// slot: a crash resumes there, and the acknowledged ones are confirmed to
+// it so its WAL is released meanwhile.
 type harvest struct {
 	slot        string
 	from, until pglogrepl.LSN
+	all         bool
 	conn        *pgconn.PgConn
 	st          streamState
 	lastStatus  time.Time
 }
 
-// status tells the server we are alive; it confirms nothing new (the old
-// slot keeps its position until it is dropped).
-func (h *harvest) status(ctx context.Context, reply bool) error {
+// status tells the server we are alive. Replaying deletes confirms
+// nothing new (the old slot keeps its position until it is dropped); a
+// resnapshot's harvest confirms what is acknowledged.
+func (s *Source) harvestStatus(ctx context.Context, reply bool) error {
+	h := s.harvest
 	h.lastStatus = time.Now()
+	pos := h.from
+	if h.all {
+		pos = max(pos, pglogrepl.LSN(s.acked.Load()))
+	}
 	err := pglogrepl.SendStandbyStatusUpdate(ctx, h.conn, pglogrepl.StandbyStatusUpdate{
-		WALWritePosition: h.from, WALFlushPosition: h.from, WALApplyPosition: h.from, ReplyRequested: reply})
+		WALWritePosition: pos, WALFlushPosition: pos, WALApplyPosition: pos, ReplyRequested: reply})
 	if err != nil {
-		return fmt.Errorf("replay deletes from slot %s: %w", h.slot, err)
+		return fmt.Errorf("replay slot %s: %w", h.slot, err)
 	}
 	return nil
 }
 
-// readHarvest returns the next deletes of the old slot; when the old slot
+// readHarvest returns the next changes of the old slot; when the old slot
 // has reached the new consistent point it ends the harvest, and the next
 // Read starts the snapshot.
 func (s *Source) readHarvest(ctx context.Context) (cdc.Batch, error) {
@@ -50,16 +63,20 @@ func (s *Source) readHarvest(ctx context.Context) (cdc.Batch, error) {
 			PluginArgs: []string{"proto_version '1'", "publication_names '" + s.cfg.Publication + "'"},
 		})
 		if err != nil {
-			return cdc.Batch{}, fmt.Errorf("replay deletes from slot %s: %w", h.slot, err)
+			return cdc.Batch{}, classifyStreamErr(fmt.Errorf("replay slot %s from %s: %w", h.slot, h.from, err), h.slot)
 		}
-		h.st = streamState{relations: map[uint32]*relation{}}
+		h.st = streamState{slot: h.slot, relations: map[uint32]*relation{}, lastStatus: time.Now()}
+		if h.all {
+			// As when streaming: what the stored position covers is on Kafka.
+			h.st.resume, h.st.lastCp = h.from, h.from
+		}
 	}
 	var b cdc.Batch
 	for {
 		// Answer the server regularly even while data flows, or it ends the
 		// connection after wal_sender_timeout.
 		if time.Since(h.lastStatus) > 5*time.Second {
-			if err := h.status(ctx, false); err != nil {
+			if err := s.harvestStatus(ctx, false); err != nil {
 				return cdc.Batch{}, err
 			}
 		}
@@ -68,7 +85,7 @@ func (s *Source) readHarvest(ctx context.Context) (cdc.Batch, error) {
 			if ctx.Err() != nil {
 				return cdc.Batch{}, ctx.Err()
 			}
-			return cdc.Batch{}, fmt.Errorf("replay deletes from slot %s: %w", h.slot, err)
+			return cdc.Batch{}, fmt.Errorf("replay slot %s: %w", h.slot, err)
 		}
 		switch {
 		case m.timeout:
@@ -77,21 +94,26 @@ func (s *Source) readHarvest(ctx context.Context) (cdc.Batch, error) {
 			}
 			// Ask for a keepalive: its WAL position tells when we are past
 			// the consistent point on a quiet server.
-			if err := h.status(ctx, true); err != nil {
+			if err := s.harvestStatus(ctx, true); err != nil {
 				return cdc.Batch{}, err
 			}
 		case m.keepalive != nil:
+			// The walsender sends a transaction when it decodes its commit,
+			// in commit order: once it is past the consistent point outside
+			// a transaction, every transaction that committed before it has
+			// been received.
 			if m.keepalive.ServerWALEnd >= h.until && !h.st.inTx {
 				return b, s.endHarvest(ctx)
 			}
 			if m.keepalive.ReplyRequested {
-				if err := h.status(ctx, false); err != nil {
+				if err := s.harvestStatus(ctx, false); err != nil {
 					return cdc.Batch{}, err
 				}
 			}
 		case m.xld != nil:
 			var tx cdc.Batch
-			if _, err := s.handle(ctx, &h.st, *m.xld, &tx); err != nil {
+			done, err := s.handle(ctx, &h.st, *m.xld, &tx)
+			if err != nil {
 				return cdc.Batch{}, err
 			}
 			if h.st.inTx && h.st.tx.final >= h.until {
@@ -100,11 +122,14 @@ func (s *Source) readHarvest(ctx context.Context) (cdc.Batch, error) {
 				return b, s.endHarvest(ctx)
 			}
 			for _, r := range tx.Records {
-				if r.Op == cdc.OpDelete {
+				if h.all || r.Op == cdc.OpDelete {
 					b.Records = append(b.Records, r)
 				}
 			}
-			if len(b.Records) >= maxBatch {
+			if h.all && tx.Checkpoint != nil {
+				b.Checkpoint = tx.Checkpoint
+			}
+			if (h.all && done) || len(b.Records) >= maxBatch {
 				return b, nil
 			}
 		}
@@ -114,7 +139,11 @@ func (s *Source) readHarvest(ctx context.Context) (cdc.Batch, error) {
 func (s *Source) endHarvest(ctx context.Context) error {
 	h := s.harvest
 	s.harvest = nil
-	s.log.Info("replayed deletes from the previous slot", "old_slot", h.slot)
+	if h.all {
+		s.log.Info("resnapshot: the previous slot reached the new consistent point; reading the tables", "old_slot", h.slot, "until", h.until)
+	} else {
+		s.log.Info("replayed deletes from the previous slot", "old_slot", h.slot)
+	}
 	if err := h.conn.Close(ctx); err != nil {
 		return fmt.Errorf("close replay of slot %s: %w", h.slot, err)
 	}

@@ -18,8 +18,8 @@ func (s *Source) estimateSnapshot(ctx context.Context) {
 	if s.cfg.SnapshotProgress == nil {
 		return
 	}
-	s.snap.estimates = make([]int64, len(s.cfg.Tables))
-	for i, t := range s.cfg.Tables {
+	s.snap.estimates = make([]int64, len(s.snap.tables))
+	for i, t := range s.snap.tables {
 		// reltuples is -1 for a table never vacuumed or analyzed; a
 		// partitioned table's rows are in its leaf partitions.
 		err := s.conn.QueryRow(ctx, `SELECT CASE WHEN c.relkind = 'p' THEN
@@ -36,14 +36,14 @@ func (s *Source) estimateSnapshot(ctx context.Context) {
 
 // reportSnapshot reports the rows read so far from the idx-th table.
 func (s *Source) reportSnapshot(idx int, rows int64) {
-	if s.cfg.SnapshotProgress == nil || idx >= len(s.cfg.Tables) {
+	if s.cfg.SnapshotProgress == nil || idx >= len(s.snap.tables) {
 		return
 	}
 	var est int64
 	if idx < len(s.snap.estimates) {
 		est = s.snap.estimates[idx]
 	}
-	s.cfg.SnapshotProgress(s.cfg.Tables[idx], rows, est)
+	s.cfg.SnapshotProgress(s.snap.tables[idx], rows, est)
 }
 
 // SlotStats is what the server holds back for a source's replication

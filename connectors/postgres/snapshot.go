@@ -24,23 +24,30 @@ type snapshot struct {
 	startLSN pglogrepl.LSN // slot's consistent point
 	began    bool
 	at       time.Time
+	// tables are the tables to read: every captured table, or those of a
+	// resnapshot request.
+	tables []cdc.TableID
+	// completes is the resnapshot request this snapshot carries out (0:
+	// none); its end makes checkpoints record it.
+	completes int64
 
-	idx     int              // current table in cfg.Tables
+	idx     int              // current table in tables
 	schema  *cdc.TableSchema // current table, nil until loaded
 	keyIdx  []int            // positions of the key columns in schema.Columns
 	lastKey [][]byte         // key text of the last row read, nil at a table's start
 	rows    int64
-	// estimates are the planner's row counts of cfg.Tables, for
+	// estimates are the planner's row counts of tables, for
 	// Config.SnapshotProgress.
 	estimates []int64
 }
 
 // beginSnapshot creates the slot with an exported snapshot and opens the
-// transaction that reads it.
-func (s *Source) beginSnapshot(ctx context.Context) error {
+// transaction that reads tables in it.
+func (s *Source) beginSnapshot(ctx context.Context, tables []cdc.TableID) error {
 	if _, err := s.createSlot(ctx, s.slot, "EXPORT_SNAPSHOT"); err != nil {
 		return err
 	}
+	s.snap.tables = tables
 	s.estimateSnapshot(ctx)
 	if _, err := s.conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
 		return fmt.Errorf("snapshot: begin: %w", err)
@@ -51,15 +58,15 @@ func (s *Source) beginSnapshot(ctx context.Context) error {
 	// Hold ACCESS SHARE locks for the snapshot's duration, as pg_dump does:
 	// a table-rewriting ALTER TABLE committed after the consistent point
 	// would otherwise make the snapshot read the table as empty.
-	tables := make([]string, len(s.cfg.Tables))
-	for i, t := range s.cfg.Tables {
-		tables[i] = quoteTable(t)
+	quoted := make([]string, len(tables))
+	for i, t := range tables {
+		quoted[i] = quoteTable(t)
 	}
-	if _, err := s.conn.Exec(ctx, "LOCK TABLE "+strings.Join(tables, ", ")+" IN ACCESS SHARE MODE"); err != nil {
+	if _, err := s.conn.Exec(ctx, "LOCK TABLE "+strings.Join(quoted, ", ")+" IN ACCESS SHARE MODE"); err != nil {
 		return fmt.Errorf("snapshot: lock tables: %w", err)
 	}
 	s.snap.began, s.snap.at = true, time.Now()
-	s.log.Info("snapshot started", "tables", len(s.cfg.Tables), "consistent_point", s.snap.startLSN)
+	s.log.Info("snapshot started", "tables", len(tables), "consistent_point", s.snap.startLSN)
 	return nil
 }
 
@@ -68,8 +75,8 @@ func (s *Source) beginSnapshot(ctx context.Context) error {
 // consistent point.
 func (s *Source) readSnapshot(ctx context.Context) (cdc.Batch, error) {
 	sn := s.snap
-	for sn.idx < len(s.cfg.Tables) {
-		t := s.cfg.Tables[sn.idx]
+	for sn.idx < len(sn.tables) {
+		t := sn.tables[sn.idx]
 		if sn.schema == nil {
 			if err := s.loadSnapshotSchema(ctx, t); err != nil {
 				return cdc.Batch{}, err
@@ -83,7 +90,7 @@ func (s *Source) readSnapshot(ctx context.Context) (cdc.Batch, error) {
 			s.log.Info("snapshot of table done", "table", t.String(), "rows", sn.rows)
 			sn.idx++
 			sn.schema, sn.lastKey, sn.rows = nil, nil, 0
-			if sn.idx == len(s.cfg.Tables) && len(recs) > 0 {
+			if sn.idx == len(sn.tables) && len(recs) > 0 {
 				recs[len(recs)-1].Source.Snapshot = "last"
 			}
 		}
@@ -96,11 +103,12 @@ func (s *Source) readSnapshot(ctx context.Context) (cdc.Batch, error) {
 	}
 	start := sn.startLSN
 	s.snap = nil
+	s.resnapDone = max(s.resnapDone, sn.completes)
 	s.log.Info("snapshot done; streaming", "from", start, "took", time.Since(sn.at).Round(time.Millisecond))
 	if err := s.startStream(ctx, start, 0); err != nil {
 		return cdc.Batch{}, err
 	}
-	return cdc.Batch{Checkpoint: encodeCheckpoint(s.slot, start)}, nil
+	return cdc.Batch{Checkpoint: s.checkpointAt(s.slot, start)}, nil
 }
 
 func (s *Source) loadSnapshotSchema(ctx context.Context, t cdc.TableID) error {

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -56,6 +57,26 @@ type Config struct {
 	// table when the snapshot starts, then after every chunk. It is
 	// called from the goroutine that calls Read and must not block.
 	SnapshotProgress func(table cdc.TableID, done, estimated int64)
+	// Resnapshot, when set, is an operator's request to read some tables
+	// again while the others keep streaming (see Open). It is done once a
+	// checkpoint that records its ID is durable; a source given a request
+	// its stored checkpoint already records does nothing more for it, so
+	// the runtime may pass the latest request on every start.
+	Resnapshot *ResnapshotRequest
+	// OnResnapshot, when set, is told that the snapshot of Resnapshot's
+	// tables starts (done false) and that it is complete and durable
+	// (done true; also at Open when the stored checkpoint says so). It is
+	// called from the goroutines that call Open, Read and Ack and must not
+	// block.
+	OnResnapshot func(id int64, done bool)
+}
+
+// ResnapshotRequest asks for Tables to be read again. IDs increase with
+// every request of a source; a request with a higher ID supersedes the
+// earlier ones (it must name their tables too if they are not done).
+type ResnapshotRequest struct {
+	ID     int64
+	Tables []cdc.TableID
 }
 
 // Source is a cdc.Source for PostgreSQL. See cdc.Source for the contract.
@@ -71,14 +92,26 @@ type Source struct {
 	tables map[cdc.TableID]*tableMeta
 
 	slot      string    // the slot in use: Config.Slot or its alternate
-	harvest   *harvest  // non-nil while replaying an old slot's deletes
+	harvest   *harvest  // non-nil while replaying an old slot's changes
 	dropOld   string    // old slot to drop once the new position is durable
 	snap      *snapshot // non-nil while snapshotting
 	streaming bool
 	stream    streamState
 
-	acked   atomic.Uint64 // highest LSN the runtime acknowledged
-	durable atomic.Bool   // some checkpoint was acknowledged (the snapshot is on Kafka)
+	// resnapDone is the resnapshot ID the checkpoints Read returns
+	// record: the stored one until a snapshot that covers the request
+	// is complete, then the request's.
+	resnapDone int64
+	// Set by Open and only read afterwards (Ack runs concurrently):
+	// oldSlot is the slot a resnapshot harvests, whose checkpoints do not
+	// make the new slot's position durable; resnapWant is the request
+	// this run completes (0: none).
+	oldSlot    string
+	resnapWant int64
+
+	acked         atomic.Uint64 // highest LSN the runtime acknowledged
+	durable       atomic.Bool   // a checkpoint of the slot in use was acknowledged (the snapshot is on Kafka)
+	resnapWasDone atomic.Bool   // OnResnapshot was told the request is done
 }
 
 // New returns a source; nothing connects until Open.
@@ -105,11 +138,20 @@ type checkpoint struct {
 	// LSN: every transaction whose commit record starts before it is
 	// durable in Kafka.
 	LSN string `json:"lsn"`
+	// Resnapshot is the ID of the newest resnapshot request whose tables
+	// were read again, consistently with LSN, before it (0: none). It is
+	// an addition to version 1: older checkpoints read as 0.
+	Resnapshot int64 `json:"resnapshot,omitempty"`
 }
 
-func encodeCheckpoint(slot string, lsn pglogrepl.LSN) cdc.Position {
-	b, _ := json.Marshal(checkpoint{Version: 1, Slot: slot, LSN: lsn.String()})
+func encodeCheckpoint(slot string, lsn pglogrepl.LSN, resnapshot int64) cdc.Position {
+	b, _ := json.Marshal(checkpoint{Version: 1, Slot: slot, LSN: lsn.String(), Resnapshot: resnapshot})
 	return b
+}
+
+// checkpointAt is the checkpoint of a position of slot in this run.
+func (s *Source) checkpointAt(slot string, lsn pglogrepl.LSN) cdc.Position {
+	return encodeCheckpoint(slot, lsn, s.resnapDone)
 }
 
 func decodeCheckpoint(p cdc.Position) (checkpoint, pglogrepl.LSN, error) {
@@ -155,6 +197,16 @@ var sessionParams = map[string]string{
 // before the new snapshot, so a row that an interrupted snapshot already
 // published and that was deleted in between does not stay alive on Kafka.
 // The old slot is dropped once the new slot's position is durable.
+//
+// A resnapshot (Config.Resnapshot, not yet recorded in the stored
+// checkpoint) uses the same alternation while the source resumes: the new
+// slot is created with an exported snapshot at its consistent point P;
+// the old slot is streamed from the stored position up to P, every change
+// of every table, with checkpoints of the old slot (a crash resumes there
+// and takes the resnapshot again); then the requested tables are read as
+// of P (op r); then the new slot streams from P. Per key, everything
+// before the snapshot rows is below P and everything after them above it.
+// The checkpoint at P is the first to record the request as done.
 func (s *Source) Open(ctx context.Context, from cdc.Position) error {
 	if err := s.connect(ctx); err != nil {
 		return err
@@ -177,11 +229,14 @@ func (s *Source) Open(ctx context.Context, from cdc.Position) error {
 		}
 		slots[name] = st
 	}
+	var resnap *ResnapshotRequest // a request this run has to carry out
 	if from != nil {
 		cp, lsn, err := decodeCheckpoint(from)
 		if err != nil {
 			return cdc.Permanent(err)
 		}
+		s.resnapDone = cp.Resnapshot
+		resnap = s.pendingResnapshot()
 		switch {
 		case cp.Slot != base && cp.Slot != alt:
 			s.log.Warn("stored position belongs to another slot; starting afresh", "stored_slot", cp.Slot, "slot", base)
@@ -196,10 +251,17 @@ func (s *Source) Open(ctx context.Context, from cdc.Position) error {
 				"slot", cp.Slot, "stored_lsn", lsn, "slot_lsn", slots[cp.Slot].confirmed)
 		case slots[cp.Slot].exists:
 			s.slot = cp.Slot
+			// The stored position is on this slot, so the other one is
+			// not needed: a leftover of a snapshot or resnapshot cut short
+			// before its first position was stored, or the old slot of one
+			// that completed but was not dropped yet.
 			if other := otherSlot(cp.Slot, base, alt); slots[other].exists {
 				if err := s.dropSlot(ctx, other); err != nil {
 					return err
 				}
+			}
+			if resnap != nil {
+				return s.beginResnapshot(ctx, resnap, cp.Slot, lsn)
 			}
 			return s.startStream(ctx, lsn, lsn)
 		case s.cfg.Snapshot == SnapshotWhenNeeded:
@@ -208,6 +270,8 @@ func (s *Source) Open(ctx context.Context, from cdc.Position) error {
 			return cdc.Permanent(fmt.Errorf("replication slot %q was dropped underneath Sluice: changes after LSN %s are lost to it. "+
 				"Set snapshot: when_needed (or re-snapshot the source) to rebuild from a new snapshot", cp.Slot, lsn))
 		}
+	} else {
+		resnap = s.pendingResnapshot()
 	}
 	// The oldest existing slot is the one whose changes matter; a younger
 	// one is a leftover of an attempt that never got a stored position.
@@ -227,20 +291,33 @@ func (s *Source) Open(ctx context.Context, from cdc.Position) error {
 	if s.cfg.Snapshot == SnapshotNever {
 		if old != nil {
 			s.slot = old.name
+			if resnap != nil {
+				return s.beginResnapshot(ctx, resnap, old.name, old.confirmed)
+			}
 			return s.startStream(ctx, old.confirmed, 0)
 		}
 		s.slot = base
+		if resnap != nil {
+			// No snapshot, except of the tables asked for.
+			return s.beginResnapshot(ctx, resnap, "", 0)
+		}
 		lsn, err := s.createSlot(ctx, s.slot, "NOEXPORT_SNAPSHOT")
 		if err != nil {
 			return err
 		}
 		return s.startStream(ctx, lsn, 0)
 	}
+	// A snapshot of every table covers any resnapshot request too.
+	if resnap != nil {
+		s.resnapWant = resnap.ID
+		s.resnapDone = resnap.ID
+		s.notifyResnapshot(resnap.ID, false)
+	}
 	s.slot = base
 	if old != nil {
 		s.slot = otherSlot(old.name, base, alt)
 	}
-	if err := s.beginSnapshot(ctx); err != nil {
+	if err := s.beginSnapshot(ctx, s.cfg.Tables); err != nil {
 		return err
 	}
 	if old != nil {
@@ -250,6 +327,71 @@ func (s *Source) Open(ctx context.Context, from cdc.Position) error {
 			"old_slot", old.name, "from", old.confirmed, "until", s.snap.startLSN)
 	}
 	return nil
+}
+
+// pendingResnapshot returns the resnapshot request this run has to carry
+// out, with only the tables still captured, or nil. A request the stored
+// checkpoint (s.resnapDone) records is reported done.
+func (s *Source) pendingResnapshot() *ResnapshotRequest {
+	req := s.cfg.Resnapshot
+	if req == nil {
+		return nil
+	}
+	if req.ID <= s.resnapDone {
+		s.resnapWant = req.ID
+		s.resnapWasDone.Store(true)
+		s.notifyResnapshot(req.ID, true)
+		return nil
+	}
+	var tables []cdc.TableID
+	for _, t := range req.Tables {
+		if _, ok := s.tables[t]; ok && !slices.Contains(tables, t) {
+			tables = append(tables, t)
+		} else if !ok {
+			s.log.Warn("resnapshot: table is not captured (any more); skipping it", "table", t.String(), "resnapshot", req.ID)
+		}
+	}
+	if len(tables) == 0 {
+		// Nothing to read: the next checkpoint records it as done.
+		s.resnapWant, s.resnapDone = req.ID, req.ID
+		return nil
+	}
+	return &ResnapshotRequest{ID: req.ID, Tables: tables}
+}
+
+// beginResnapshot starts a resnapshot of req's tables while oldSlot (the
+// slot in use; "" for none) resumes at from: see Open. The other slot
+// must not exist.
+func (s *Source) beginResnapshot(ctx context.Context, req *ResnapshotRequest, oldSlot string, from pglogrepl.LSN) error {
+	base, alt := s.cfg.Slot, altSlotName(s.cfg.Slot)
+	if oldSlot != "" {
+		s.slot = otherSlot(oldSlot, base, alt)
+	}
+	s.resnapWant = req.ID
+	s.notifyResnapshot(req.ID, false)
+	if err := s.beginSnapshot(ctx, req.Tables); err != nil {
+		return err
+	}
+	s.snap.completes = req.ID
+	names := make([]string, len(req.Tables))
+	for i, t := range req.Tables {
+		names[i] = t.String()
+	}
+	if oldSlot == "" {
+		s.log.Info("resnapshot: reading tables before streaming", "resnapshot", req.ID, "tables", names)
+		return nil
+	}
+	s.harvest = &harvest{slot: oldSlot, from: from, until: s.snap.startLSN, all: true}
+	s.dropOld, s.oldSlot = oldSlot, oldSlot
+	s.log.Info("resnapshot: streaming the current slot up to the new consistent point, then reading the tables again",
+		"resnapshot", req.ID, "tables", names, "old_slot", oldSlot, "from", from, "new_slot", s.slot, "until", s.snap.startLSN)
+	return nil
+}
+
+func (s *Source) notifyResnapshot(id int64, done bool) {
+	if s.cfg.OnResnapshot != nil {
+		s.cfg.OnResnapshot(id, done)
+	}
 }
 
 func otherSlot(name, base, alt string) string {
@@ -273,11 +415,18 @@ func (s *Source) Read(ctx context.Context) (cdc.Batch, error) {
 // Ack records that everything up to upTo is durable; the next standby
 // status update confirms it to the server.
 func (s *Source) Ack(_ context.Context, upTo cdc.Position) error {
-	_, lsn, err := decodeCheckpoint(upTo)
+	cp, lsn, err := decodeCheckpoint(upTo)
 	if err != nil {
 		return err
 	}
-	s.durable.Store(true)
+	// A position of the slot a resnapshot harvests says nothing about the
+	// new slot's: the old slot must stay until one of those is durable.
+	if s.oldSlot == "" || cp.Slot != s.oldSlot {
+		s.durable.Store(true)
+	}
+	if s.resnapWant != 0 && cp.Resnapshot >= s.resnapWant && s.resnapWasDone.CompareAndSwap(false, true) {
+		s.notifyResnapshot(s.resnapWant, true)
+	}
 	for {
 		cur := s.acked.Load()
 		if uint64(lsn) <= cur || s.acked.CompareAndSwap(cur, uint64(lsn)) {

@@ -20,6 +20,7 @@ const maxBatch = 2000
 
 // streamState is the position bookkeeping of the replication stream.
 type streamState struct {
+	slot string // the slot streamed, named in checkpoints
 	// resume: transactions whose commit record starts before it are already
 	// durable in Kafka and are skipped (the server may resend them when its
 	// confirmed position lags ours).
@@ -64,7 +65,7 @@ func (s *Source) startStream(ctx context.Context, from, resume pglogrepl.LSN) er
 		return classifyStreamErr(fmt.Errorf("start replication on slot %s at %s: %w", s.slot, from, err), s.slot)
 	}
 	s.streaming = true
-	s.stream = streamState{resume: resume, relations: map[uint32]*relation{}, lastCp: max(from, resume), lastStatus: time.Now(), lastBeat: time.Now()}
+	s.stream = streamState{slot: s.slot, resume: resume, relations: map[uint32]*relation{}, lastCp: max(from, resume), lastStatus: time.Now(), lastBeat: time.Now()}
 	if uint64(from) > s.acked.Load() {
 		s.acked.Store(uint64(from))
 	}
@@ -108,7 +109,7 @@ func (s *Source) readStream(ctx context.Context) (cdc.Batch, error) {
 			// Storing it lets the slot advance on a quiet database.
 			if !st.inTx && len(b.Records) == 0 && st.walEnd > st.lastCp {
 				st.lastCp = st.walEnd
-				return cdc.Batch{Checkpoint: encodeCheckpoint(s.slot, st.walEnd)}, nil
+				return cdc.Batch{Checkpoint: s.checkpointAt(st.slot, st.walEnd)}, nil
 			}
 		case m.xld != nil:
 			done, err := s.handle(ctx, st, *m.xld, &b)
@@ -203,7 +204,7 @@ func (s *Source) apply(ctx context.Context, st *streamState, msg pglogrepl.Messa
 			return len(b.Records) > 0, nil
 		}
 		st.lastCp = m.TransactionEndLSN
-		b.Checkpoint = encodeCheckpoint(s.slot, m.TransactionEndLSN)
+		b.Checkpoint = s.checkpointAt(st.slot, m.TransactionEndLSN)
 		return true, nil
 	case *pglogrepl.InsertMessage:
 		if st.tx.skip {

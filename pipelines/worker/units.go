@@ -45,6 +45,44 @@ type Unit struct {
 	// Generation restarts a running unit when it changes (a restart
 	// action), even with the same spec.
 	Generation int
+	// Resnapshot is a source's latest resnapshot request, done or not: a
+	// new one (another ID) restarts the source, which reads its tables
+	// again unless its stored position says it did.
+	Resnapshot *Resnapshot
+}
+
+// Resnapshot is an operator's request to read some tables of a running
+// source again while the others keep streaming.
+type Resnapshot struct {
+	// ID increases with every request of a source.
+	ID int64 `json:"id"`
+	// Tables are schema.table names the source captures.
+	Tables      []string  `json:"tables"`
+	RequestedAt time.Time `json:"requested_at"`
+	// CompletedAt is set once the source's position recording the
+	// request is durable.
+	CompletedAt *time.Time `json:"completed_at,omitempty"`
+}
+
+func (r *Resnapshot) id() int64 {
+	if r == nil {
+		return 0
+	}
+	return r.ID
+}
+
+// Resnapshot states.
+const (
+	ResnapshotPending = "pending" // requested; the source has not started it (not running, or restarting)
+	ResnapshotRunning = "running" // the source reads the tables again
+	ResnapshotDone    = "done"    // complete and durable
+)
+
+// ResnapshotStatus is the latest resnapshot request and how far it got.
+type ResnapshotStatus struct {
+	Resnapshot
+	State     string     `json:"state"`
+	StartedAt *time.Time `json:"started_at,omitempty"`
 }
 
 // Status is what a unit is doing.
@@ -60,6 +98,8 @@ type Status struct {
 	// the unit recovers.
 	LastError   string     `json:"last_error,omitempty"`
 	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
+	// Resnapshot is a source's latest resnapshot request, if any.
+	Resnapshot *ResnapshotStatus `json:"resnapshot,omitempty"`
 }
 
 type unitKey struct {
@@ -87,6 +127,45 @@ func (r *running) setState(s State, err error) {
 	if err != nil {
 		now := time.Now().UTC()
 		r.status.LastError, r.status.LastErrorAt = err.Error(), &now
+	}
+}
+
+// resnapshotEvent records what the source said about resnapshot id:
+// started (done false) or complete and durable.
+func (r *running) resnapshotEvent(id int64, done bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rs := r.status.Resnapshot
+	if rs == nil || rs.ID != id {
+		return
+	}
+	now := time.Now().UTC()
+	switch {
+	case done && rs.State != ResnapshotDone:
+		rs.State = ResnapshotDone
+		if rs.CompletedAt == nil {
+			rs.CompletedAt = &now
+		}
+	case !done && rs.State == ResnapshotPending:
+		rs.State, rs.StartedAt = ResnapshotRunning, &now
+	}
+}
+
+// setResnapshot makes req the unit's latest resnapshot request. r.mu is
+// held.
+func (r *running) setResnapshot(req *Resnapshot) {
+	if req == nil {
+		r.status.Resnapshot = nil
+		return
+	}
+	rs := r.status.Resnapshot
+	if rs == nil || rs.ID != req.ID {
+		rs = &ResnapshotStatus{Resnapshot: *req, State: ResnapshotPending}
+		rs.Tables = append([]string(nil), req.Tables...)
+		r.status.Resnapshot = rs
+	}
+	if req.CompletedAt != nil {
+		rs.State, rs.CompletedAt = ResnapshotDone, req.CompletedAt
 	}
 }
 
@@ -182,7 +261,8 @@ func (w *Worker) reconcile(ctx context.Context, env *runEnv) {
 	for k, r := range w.units {
 		u, ok := desired[k]
 		if r.cancel != nil && (!ok || u.Desired != StateRunning || u.Version != r.unit.Version ||
-			u.SourceVersion != r.unit.SourceVersion || u.Generation != r.unit.Generation) {
+			u.SourceVersion != r.unit.SourceVersion || u.Generation != r.unit.Generation ||
+			u.Resnapshot.id() != r.unit.Resnapshot.id()) {
 			stop = append(stop, stopping{r.cancel, r.done})
 			r.cancel = nil
 		}
@@ -207,6 +287,9 @@ func (w *Worker) reconcile(ctx context.Context, env *runEnv) {
 		r.unit = u
 		r.mu.Lock()
 		r.status.Version, r.status.Desired = u.Version, u.Desired
+		if u.Kind == spec.KindSource {
+			r.setResnapshot(u.Resnapshot)
+		}
 		if u.Desired != StateRunning && r.cancel == nil {
 			if r.status.State != u.Desired {
 				r.status.State, r.status.Since = u.Desired, time.Now().UTC()
@@ -243,7 +326,9 @@ func (w *Worker) start(ctx context.Context, env *runEnv, r *running) {
 			stats = &capture.Stats{}
 			w.stats[u.Name] = stats
 		}
-		run = func(ctx context.Context) error { return w.runSource(ctx, u.Source, env, stats, r.log) }
+		run = func(ctx context.Context) error {
+			return w.runSource(ctx, u.Source, u.Resnapshot, r.resnapshotEvent, env, stats, r.log)
+		}
 	case spec.KindPipeline:
 		stats := w.pipelineStats[u.Name]
 		if stats == nil {

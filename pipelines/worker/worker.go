@@ -163,7 +163,10 @@ func (w *Worker) supervise(ctx context.Context, r *running, run func(context.Con
 	}
 }
 
-func (w *Worker) runSource(ctx context.Context, src *spec.Source, env *runEnv, stats *capture.Stats, log *slog.Logger) error {
+// runSource captures a source; resnap is its latest resnapshot request
+// (nil: none), and onResnap is told how it progresses.
+func (w *Worker) runSource(ctx context.Context, src *spec.Source, resnap *Resnapshot, onResnap func(int64, bool),
+	env *runEnv, stats *capture.Stats, log *slog.Logger) error {
 	opts, topics, store := env.opts, env.topics, env.store
 	res, err := src.Resolved()
 	if err != nil {
@@ -172,6 +175,17 @@ func (w *Worker) runSource(ctx context.Context, src *spec.Source, env *runEnv, s
 	tables, err := res.Postgres.TableIDs()
 	if err != nil {
 		return cdc.Permanent(err)
+	}
+	var req *postgres.ResnapshotRequest
+	if resnap != nil {
+		req = &postgres.ResnapshotRequest{ID: resnap.ID}
+		for i, t := range resnap.Tables {
+			id, err := cdc.ParseTableID(t, spec.DefaultSchema)
+			if err != nil {
+				return cdc.Permanent(fmt.Errorf("resnapshot %d: tables[%d]: %w", resnap.ID, i, err))
+			}
+			req.Tables = append(req.Tables, id)
+		}
 	}
 	prodOpts := append(append([]kgo.Opt{}, opts...), broker.ProducerOpts(w.Kafka.RecordLimit())...)
 	prod, err := kgo.NewClient(prodOpts...)
@@ -193,6 +207,8 @@ func (w *Worker) runSource(ctx context.Context, src *spec.Source, env *runEnv, s
 		Logger:      log,
 
 		SnapshotProgress: obs.snapshot,
+		Resnapshot:       req,
+		OnResnapshot:     onResnap,
 	})
 	defer obs.watchSlots(ctx, s)()
 	r := &capture.Runner{

@@ -1,0 +1,422 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-cdc/sluice/broker"
+	"github.com/sluice-cdc/sluice/pipelines/cdc"
+)
+
+// Table t is read again; table o only streams. Every change of the load
+// bumps a row's ver by one, so a gap in a key's versions is a lost change.
+const resnapSchema = `
+CREATE TABLE t (id int PRIMARY KEY, ver int NOT NULL DEFAULT 0, v text);
+CREATE TABLE o (id int PRIMARY KEY, ver int NOT NULL DEFAULT 0, v text);
+INSERT INTO t SELECT g, 0, 't' || g FROM generate_series(1, 1500) g;
+INSERT INTO o SELECT g, 0, 'o' || g FROM generate_series(1, 300) g;`
+
+// resnapEvents records what a source tells Config.OnResnapshot.
+type resnapEvents struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (e *resnapEvents) on(id int64, done bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.events = append(e.events, fmt.Sprintf("%d:%v", id, done))
+}
+
+func (e *resnapEvents) has(ev string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, x := range e.events {
+		if x == ev {
+			return true
+		}
+	}
+	return false
+}
+
+// updateLoad bumps ver of random rows of t and o in small transactions
+// until the returned function is called.
+func updateLoad(t *testing.T, dsn string) (stop func()) {
+	t.Helper()
+	pool, err := pgxpool.New(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	var loadErr error
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+				for range 5 {
+					if _, err := tx.Exec(ctx, "UPDATE o SET ver = ver + 1 WHERE id = $1", 1+rand.IntN(300)); err != nil {
+						return err
+					}
+					if _, err := tx.Exec(ctx, "UPDATE t SET ver = ver + 1 WHERE id = $1", 1+rand.IntN(1500)); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil && ctx.Err() == nil {
+				loadErr = err
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	return func() {
+		cancel()
+		wg.Wait()
+		pool.Close()
+		if loadErr != nil {
+			t.Fatalf("load: %v", loadErr)
+		}
+	}
+}
+
+// countOp counts the records of op.
+func countOp(recs []cdc.Record, op cdc.Op) int {
+	n := 0
+	for _, r := range recs {
+		if r.Op == op {
+			n++
+		}
+	}
+	return n
+}
+
+// checkNoGaps fails if a streamed version of a key is more than one above
+// the previous one: a change is missing. Runs may start again lower (at
+// least once after a restart), and snapshot reads may jump.
+func checkNoGaps(t *testing.T, table string, recs []cdc.Record) {
+	t.Helper()
+	last := map[string]int32{}
+	for i, r := range recs {
+		k := keyString([]string{"id"}, r.Key)
+		if r.Op == cdc.OpDelete || r.Op == cdc.OpUnknown {
+			delete(last, k)
+			continue
+		}
+		v := r.After["ver"].(int32)
+		if prev, ok := last[k]; ok && r.Op != cdc.OpRead && v > prev+1 {
+			t.Fatalf("%s key %s: version %d follows %d at record %d: a change is missing", table, k, v, prev, i)
+		}
+		last[k] = v
+	}
+}
+
+// commitLSN is the commit position of a streamed record, from its
+// transaction id (xid:commit LSN).
+func commitLSN(t *testing.T, r cdc.Record) pglogrepl.LSN {
+	t.Helper()
+	_, s, ok := strings.Cut(r.TxID, ":")
+	n, err := strconv.ParseUint(s, 10, 64)
+	if !ok || err != nil {
+		t.Fatalf("record %+v: transaction id %q has no commit LSN", r, r.TxID)
+	}
+	return pglogrepl.LSN(n)
+}
+
+// checkResnapshotOrder checks a topic around the resnapshot's reads that
+// start at record from: every change before them committed before their
+// consistent point P, every change after them after it. It returns P.
+func checkResnapshotOrder(t *testing.T, table string, recs []cdc.Record, from int) pglogrepl.LSN {
+	t.Helper()
+	if from >= len(recs) || recs[from].Op != cdc.OpRead {
+		t.Fatalf("%s: record %d is not a snapshot read", table, from)
+	}
+	p := pglogrepl.LSN(recs[from].Source.Extra["lsn"].(int64))
+	end := from
+	for end < len(recs) && recs[end].Op == cdc.OpRead {
+		end++
+	}
+	for i, r := range recs {
+		if r.Op == cdc.OpRead || r.Op == cdc.OpUnknown {
+			continue
+		}
+		if c := commitLSN(t, r); (i < from && c >= p) || (i >= end && c <= p) {
+			t.Fatalf("%s record %d (%s, commit %s) is on the wrong side of the resnapshot at %s (reads at %d..%d)",
+				table, i, r.Op, c, p, from, end)
+		}
+	}
+	return p
+}
+
+// storedCheckpoint reads the source's stored checkpoint.
+func storedCheckpoint(t *testing.T, addr string) checkpoint {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	store, err := broker.NewStore(t.Context(), cl, broker.NewTopics(cl, 1, -1), "_sluice.test.offsets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := store.Get(t.Context(), "src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cp checkpoint
+	if err := json.Unmarshal(b, &cp); err != nil {
+		t.Fatalf("stored checkpoint %q: %v", b, err)
+	}
+	return cp
+}
+
+// ourSlots returns the names of the source's slots that exist.
+func ourSlots(t *testing.T, cfg Config) []string {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), cfg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(t.Context(), "SELECT slot_name::text FROM pg_replication_slots WHERE slot_name IN ($1, $2) ORDER BY 1",
+		cfg.Slot, altSlotName(cfg.Slot))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// waitOneSlot waits until only the slot named want is left.
+func waitOneSlot(t *testing.T, cfg Config, want string) {
+	t.Helper()
+	waitFor(t, 20*time.Second, "only slot "+want+" to be left", func() bool {
+		s := ourSlots(t, cfg)
+		return len(s) == 1 && s[0] == want
+	})
+}
+
+// waitSlotsIdle waits until no walsender holds the source's slots (after
+// a run ended, the server lets go of them a moment later).
+func waitSlotsIdle(t *testing.T, cfg Config) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), cfg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	waitFor(t, 20*time.Second, "the slots to be released", func() bool {
+		var active bool
+		err := conn.QueryRow(t.Context(), "SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name IN ($1, $2)",
+			cfg.Slot, altSlotName(cfg.Slot)).Scan(&active)
+		return err == nil && !active
+	})
+}
+
+// TestResnapshotWhileStreaming reads table t again while a load changes t
+// and o, with more changes of both waiting in the slot from while the
+// source restarted for the request. On Kafka: t's rows come again as r
+// at one consistent point, every change of t before them committed before
+// it and every one after them after it; o gets no r and loses no change;
+// both topics replay to the tables. The old slot is dropped and the
+// stored position records the request, so a restart does not redo it.
+func TestResnapshotWhileStreaming(t *testing.T) {
+	dsn, db := newDB(t, resnapSchema)
+	emb := startBroker(t, t.TempDir(), "127.0.0.1:0")
+	defer emb.Close()
+	addr := emb.Addr()
+	cfg := testConfig(dsn, "t", "o")
+	run := startCapture(t, addr, cfg)
+	waitImage(t, addr, dsn, "public.t", []string{"id"})
+	exec(t, db, `UPDATE t SET ver = ver + 1 WHERE id <= 10; UPDATE o SET ver = ver + 1 WHERE id <= 10;`)
+	waitImage(t, addr, dsn, "public.o", []string{"id"})
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	// Changes between the stored position and the new consistent point.
+	exec(t, db, `UPDATE o SET ver = ver + 1 WHERE id <= 20; DELETE FROM t WHERE id BETWEEN 11 AND 20;
+		INSERT INTO o SELECT g, 0, 'new' FROM generate_series(301, 310) g; DELETE FROM o WHERE id = 300;
+		UPDATE t SET ver = ver + 1 WHERE id <= 5;`)
+	before := len(kafkaRecords(t, addr, "public.t"))
+	oReads := countOp(kafkaRecords(t, addr, "public.o"), cdc.OpRead)
+
+	stopLoad := updateLoad(t, dsn)
+	ev := &resnapEvents{}
+	cfg.Resnapshot = &ResnapshotRequest{ID: 1, Tables: []cdc.TableID{{Schema: "public", Name: "t"}}}
+	cfg.OnResnapshot = ev.on
+	run = startCapture(t, addr, cfg)
+	waitFor(t, 45*time.Second, "the resnapshot to be durable", func() bool { return ev.has("1:true") })
+	time.Sleep(300 * time.Millisecond) // some load after the resnapshot too
+	stopLoad()
+
+	tRecs := waitImage(t, addr, dsn, "public.t", []string{"id"})
+	oRecs := waitImage(t, addr, dsn, "public.o", []string{"id"})
+	if n := countOp(tRecs[before:], cdc.OpRead); n != 1490 {
+		t.Errorf("t: %d snapshot reads after the request, want its 1490 rows", n)
+	}
+	checkResnapshotOrder(t, "t", tRecs, before+slicesIndexOp(tRecs[before:], cdc.OpRead))
+	if n := countOp(oRecs, cdc.OpRead); n != oReads {
+		t.Errorf("o was read again: %d snapshot reads, before %d", n, oReads)
+	}
+	checkNoGaps(t, "t", tRecs)
+	checkNoGaps(t, "o", oRecs)
+	waitOneSlot(t, cfg, altSlotName(cfg.Slot))
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if cp := storedCheckpoint(t, addr); cp.Resnapshot != 1 || cp.Slot != altSlotName(cfg.Slot) {
+		t.Fatalf("stored checkpoint %+v, want resnapshot 1 on the alternate slot", cp)
+	}
+
+	// The same request again: it is done, nothing is read again.
+	waitSlotsIdle(t, cfg)
+	ev = &resnapEvents{}
+	cfg.OnResnapshot = ev.on
+	run = startCapture(t, addr, cfg)
+	exec(t, db, `UPDATE t SET ver = ver + 1 WHERE id = 1`)
+	tRecs2 := waitImage(t, addr, dsn, "public.t", []string{"id"})
+	if n := countOp(tRecs2, cdc.OpRead); n != countOp(tRecs, cdc.OpRead) {
+		t.Errorf("a done request was taken again: %d snapshot reads, before %d", n, countOp(tRecs, cdc.OpRead))
+	}
+	if !ev.has("1:true") || ev.has("1:false") {
+		t.Errorf("OnResnapshot calls %v, want only 1:true", ev.events)
+	}
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func slicesIndexOp(recs []cdc.Record, op cdc.Op) int {
+	for i, r := range recs {
+		if r.Op == op {
+			return i
+		}
+	}
+	return len(recs)
+}
+
+// TestResnapshotCrashIsRedone cuts resnapshots short (during the replay of
+// the current slot, and during the reads), changes both tables while the
+// source is down, and restarts with the same request: it is taken again
+// from the stored position, rows deleted meanwhile do not stay alive on
+// Kafka, nothing of o is lost, and the leftover slot is dropped.
+func TestResnapshotCrashIsRedone(t *testing.T) {
+	dsn, db := newDB(t, resnapSchema)
+	emb := startBroker(t, t.TempDir(), "127.0.0.1:0")
+	defer emb.Close()
+	addr := emb.Addr()
+	cfg := testConfig(dsn, "t", "o")
+	run := startCapture(t, addr, cfg)
+	waitImage(t, addr, dsn, "public.t", []string{"id"})
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Resnapshot = &ResnapshotRequest{ID: 1, Tables: []cdc.TableID{{Schema: "public", Name: "t"}}}
+	for _, reads := range []int{1, 6} {
+		// One transaction per harvest read: the first crash hits the
+		// replay of the current slot, the second the snapshot's reads.
+		exec(t, db, `UPDATE o SET ver = ver + 1 WHERE id <= 3; UPDATE o SET ver = ver + 1 WHERE id <= 2;
+			UPDATE t SET ver = ver + 1 WHERE id <= 3;`)
+		dying := startCaptureOf(t, addr, &dyingSource{Source: New(cfg), reads: reads})
+		<-dying.done
+		if dying.err == nil || !strings.Contains(dying.err.Error(), "simulated crash") {
+			t.Fatalf("run ended with %v, want the simulated crash", dying.err)
+		}
+		if cp := storedCheckpoint(t, addr); cp.Resnapshot != 0 || cp.Slot != cfg.Slot {
+			t.Fatalf("after a crash during the resnapshot the stored checkpoint is %+v, want resnapshot 0 on %s", cp, cfg.Slot)
+		}
+		if s := ourSlots(t, cfg); len(s) != 2 {
+			t.Fatalf("slots after the crash: %v, want the current one and the new one", s)
+		}
+		waitSlotsIdle(t, cfg)
+	}
+	if n := countOp(kafkaRecords(t, addr, "public.t"), cdc.OpRead); n <= 1500 {
+		t.Fatalf("t has %d snapshot reads: the second crash did not cut the reads short", n)
+	}
+	// Rows the cut-short reads published, deleted while the source is down.
+	exec(t, db, `DELETE FROM t WHERE id <= 50; UPDATE o SET ver = ver + 1 WHERE id <= 100;`)
+	ev := &resnapEvents{}
+	cfg.OnResnapshot = ev.on
+	run = startCapture(t, addr, cfg)
+	waitFor(t, 45*time.Second, "the resnapshot to be durable", func() bool { return ev.has("1:true") })
+	exec(t, db, `UPDATE o SET ver = ver + 1 WHERE id = 7; DELETE FROM t WHERE id = 60;`)
+	tRecs := waitImage(t, addr, dsn, "public.t", []string{"id"})
+	oRecs := waitImage(t, addr, dsn, "public.o", []string{"id"})
+	checkNoGaps(t, "t", tRecs)
+	checkNoGaps(t, "o", oRecs)
+	if n := countOp(oRecs, cdc.OpRead); n != 300 {
+		t.Errorf("o has %d snapshot reads, want only the initial 300", n)
+	}
+	waitOneSlot(t, cfg, altSlotName(cfg.Slot))
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if cp := storedCheckpoint(t, addr); cp.Resnapshot != 1 {
+		t.Fatalf("stored checkpoint %+v, want resnapshot 1", cp)
+	}
+}
+
+// TestResnapshotOfUncapturedTable: a request naming only tables the source
+// no longer captures is done without reading anything.
+func TestResnapshotOfUncapturedTable(t *testing.T) {
+	dsn, db := newDB(t, resnapSchema)
+	emb := startBroker(t, t.TempDir(), "127.0.0.1:0")
+	defer emb.Close()
+	cfg := testConfig(dsn, "o")
+	run := startCapture(t, emb.Addr(), cfg)
+	waitImage(t, emb.Addr(), dsn, "public.o", []string{"id"})
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	waitSlotsIdle(t, cfg)
+	ev := &resnapEvents{}
+	cfg.Resnapshot = &ResnapshotRequest{ID: 4, Tables: []cdc.TableID{{Schema: "public", Name: "t"}}}
+	cfg.OnResnapshot = ev.on
+	run = startCapture(t, emb.Addr(), cfg)
+	exec(t, db, `UPDATE o SET ver = ver + 1 WHERE id = 1`) // a checkpoint to record it
+	waitFor(t, 30*time.Second, "the request to be done", func() bool { return ev.has("4:true") })
+	if ev.has("4:false") {
+		t.Errorf("OnResnapshot calls %v: nothing should have started", ev.events)
+	}
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if n := countOp(kafkaRecords(t, emb.Addr(), "public.o"), cdc.OpRead); n != 300 {
+		t.Errorf("o has %d snapshot reads, want 300", n)
+	}
+	if s := ourSlots(t, cfg); len(s) != 1 || s[0] != cfg.Slot {
+		t.Errorf("slots %v, want only %s", s, cfg.Slot)
+	}
+}
+
+// TestCheckpointFormat: checkpoints written before resnapshots existed
+// read as "no request done", and the field round-trips.
+func TestCheckpointFormat(t *testing.T) {
+	cp, lsn, err := decodeCheckpoint(cdc.Position(`{"v":1,"slot":"s","lsn":"0/1A2B"}`))
+	if err != nil || cp.Resnapshot != 0 || cp.Slot != "s" || lsn != 0x1A2B {
+		t.Fatalf("old checkpoint: %+v, %s, %v", cp, lsn, err)
+	}
+	b := encodeCheckpoint("s2", 0x10, 7)
+	if string(b) != `{"v":1,"slot":"s2","lsn":"0/10","resnapshot":7}` {
+		t.Fatalf("encoded %s", b)
+	}
+	if cp, _, err := decodeCheckpoint(b); err != nil || cp.Resnapshot != 7 {
+		t.Fatalf("decoded %+v, %v", cp, err)
+	}
+}

@@ -1,0 +1,83 @@
+package control
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/sluice-cdc/sluice/pipelines/spec"
+)
+
+// TestResnapshotAPI checks the resnapshot request: bad input, state, the
+// stored request and its IDs, merging with a request not done yet, and
+// that it survives a restart, a new spec version and a re-created source.
+func TestResnapshotAPI(t *testing.T) {
+	s, rt, reopen := newTestServer(t)
+	h := s.Handler()
+	const (
+		yaml = "application/yaml"
+		js   = "application/json"
+		path = "/v1/sources/src/resnapshot"
+	)
+	src := "kind: Source\nname: src\npostgres:\n  dsn: ${env:SRC_DSN}\n  tables: [public.t1, t2]\n"
+	for _, c := range []call{
+		{"POST", "/v1/sources/nope/resnapshot", admin, js, `{"tables": ["public.t1"]}`, 404, `no source named \"nope\"`},
+		{"PUT", "/v1/sources/src", admin, yaml, src, 201, ""},
+		{"POST", path, "", js, `{"tables": ["public.t1"]}`, 401, ""},
+		{"POST", path, read, js, `{"tables": ["public.t1"]}`, 403, ""},
+		{"POST", path, admin, js, ``, 400, `"path":"tables"`},
+		{"POST", path, admin, js, `{"tables": []}`, 400, `"path":"tables"`},
+		{"POST", path, admin, js, `{"tables": ["public.t1", "public.nope"]}`, 400, `"path":"tables[1]","message":"source \"src\" does not capture public.nope`},
+		{"POST", path, admin, js, `{"tables": ["a.b.c"]}`, 400, `"path":"tables[0]"`},
+		{"POST", path, admin, js, `{"tabels": ["public.t1"]}`, 400, `unknown field \"tabels\"`},
+		{"POST", path, admin, js, `{"tables": "public.t1"}`, 400, "cannot unmarshal"},
+		{"POST", "/v1/pipelines/copy/resnapshot", admin, js, `{"tables": ["public.t1"]}`, 404, "pipeline actions are"},
+		{"POST", "/v1/sources/src/explode", admin, "", "", 404, "resnapshot"},
+		{"POST", "/v1/sources/src/stop", admin, "", "", 200, ""},
+		{"POST", path, admin, js, `{"tables": ["public.t1"]}`, 409, "start it first"},
+		{"POST", "/v1/sources/src/start", admin, "", "", 200, ""},
+		{"POST", path, admin, js, `{"tables": ["t2", "public.t2"]}`, 202, `"result": "resnapshot 1 of public.t2 accepted"`},
+		{"GET", "/v1/sources/src/status", read, "", "", 200, `"state": "running"`},
+	} {
+		c.do(t, h)
+	}
+	u, _ := rt.unit(spec.KindSource, "src")
+	if u.Resnapshot == nil || u.Resnapshot.ID != 1 || !slices.Equal(u.Resnapshot.Tables, []string{"public.t2"}) {
+		t.Fatalf("the runtime got resnapshot %+v, want 1 of public.t2", u.Resnapshot)
+	}
+	// Request 1 is not done: request 2 replaces it and includes its tables.
+	call{"POST", path, admin, js, `{"tables": ["t1"]}`, 202, "resnapshot 2 of public.t2, public.t1 accepted (with the tables of resnapshot 1"}.do(t, h)
+	rt.mu.Lock()
+	rt.resnapDone = map[string]int64{"src": 2}
+	rt.mu.Unlock()
+	s.recordResnapshots(t.Context())
+	call{"GET", "/v1/sources/src", read, "", "", 200, `"completed_at": "2026-11-23T10:00:00Z"`}.do(t, h)
+	// Request 2 is done: request 3 has only its own tables.
+	call{"POST", path, admin, js, `{"tables": ["t1"]}`, 202, `"result": "resnapshot 3 of public.t1 accepted"`}.do(t, h)
+	if u, _ := rt.unit(spec.KindSource, "src"); u.Resnapshot.ID != 3 || u.Resnapshot.CompletedAt != nil {
+		t.Fatalf("the runtime got resnapshot %+v, want 3, not completed", u.Resnapshot)
+	}
+	// A new spec version keeps the request.
+	call{"PUT", "/v1/sources/src", admin, yaml, src + "snapshot: never\n", 200, `"id": 3`}.do(t, h)
+
+	// A restarted server runs the request that is not done.
+	store, err := OpenStore(t.Context(), reopen())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt2 := &fakeRuntime{}
+	s2 := &Server{Instance: "test", Store: store, Runtime: rt2, Tokens: s.Tokens, Logger: s.Logger}
+	s2.Reconcile()
+	if u, ok := rt2.unit(spec.KindSource, "src"); !ok || u.Resnapshot == nil || u.Resnapshot.ID != 3 || u.Version != 2 {
+		t.Fatalf("after a restart the source is %+v", u)
+	}
+	// IDs never go back, even for a source deleted and created again
+	// (its stored position and slot stay).
+	h2 := s2.Handler()
+	call{"DELETE", "/v1/sources/src", admin, "", "", 204, ""}.do(t, h2)
+	call{"PUT", "/v1/sources/src", admin, yaml, src, 201, ""}.do(t, h2)
+	rec := call{"POST", path, admin, js, `{"tables": ["t1"]}`, 202, ""}.do(t, h2)
+	if !strings.Contains(rec.Body.String(), `"id": 4`) {
+		t.Fatalf("after re-creating the source: %s, want id 4", rec.Body.String())
+	}
+}

@@ -1,0 +1,203 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// TestResnapshotSurvivesSIGKILL damages a pipeline's destination table,
+// asks the running source (with the CLI) to read that table again under a
+// live load on it and on another table, and SIGKILLs the server while the
+// source is at it. After a restart the stored request is carried out
+// again: the destination equals the source for both tables, the table was
+// read again and the other was not, and the old replication slot is gone.
+func TestResnapshotSurvivesSIGKILL(t *testing.T) {
+	ctx := t.Context()
+	const srcDB = "resnap_src"
+	src, err := testPG.CreateDatabase(ctx, srcDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := testPG.CreateDatabase(ctx, "resnap_dst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testPG.Exec(ctx, srcDB, `
+		CREATE TABLE a (id bigint PRIMARY KEY, ver int NOT NULL, pad text);
+		INSERT INTO a SELECT g, 0, repeat('a', 100) FROM generate_series(1, 40000) g;
+		CREATE TABLE b (id bigint PRIMARY KEY, ver int NOT NULL, pad text);
+		INSERT INTO b SELECT g, 0, 'b' FROM generate_series(1, 2000) g;`); err != nil {
+		t.Fatal(err)
+	}
+	specs := `kind: Source
+name: src
+postgres: {dsn: "${env:SRC_DSN}", tables: [a, b], snapshot_chunk_rows: 500, heartbeat_interval: 1s}
+---
+kind: Pipeline
+name: copy
+from: {source: src}
+sink: {postgres: {dsn: "${env:DST_DSN}"}, create_tables: true}
+`
+	srv, addr := newServer(t, "resnap", specs, "SRC_DSN="+src, "DST_DSN="+dst, "SLUICE_TOKENS=admin:e2e-admin-token")
+	srv.start()
+	waitHTTP(t, "http://"+srv.listen+"/healthz")
+	const cols = "id::text, ver::text, pad"
+	waitSame(t, 90*time.Second, src, "a", dst, "a", cols)
+	waitSame(t, 30*time.Second, src, "b", dst, "b", cols)
+
+	// Rows lost and damaged downstream: only reading a again repairs them.
+	dstPool, err := pgxpool.New(ctx, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dstPool.Close()
+	if _, err := dstPool.Exec(ctx, `DELETE FROM a WHERE id % 10 = 0; UPDATE a SET pad = 'damaged' WHERE id % 10 = 1`); err != nil {
+		t.Fatal(err)
+	}
+
+	pool, err := pgxpool.New(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var loadErr error
+	wg.Go(func() { loadErr = twoTableLoad(loadCtx, pool) })
+
+	// Kill the server while the source reads a again: once its second
+	// slot exists. Should the resnapshot be over before the kill, ask again.
+	killed := false
+	for attempt := 1; attempt <= 3 && !killed; attempt++ {
+		out := cli(t, srv, "source", "resnapshot", "src", "--tables", "public.a")
+		if want := fmt.Sprintf("source/src: resnapshot %d of public.a accepted", attempt); !strings.Contains(out, want) {
+			t.Fatalf("resnapshot: %q, want %q", out, want)
+		}
+		waitFor(t, 60*time.Second, "the source's second slot", func() bool { return slotCount(t, src, srcDB) == 2 })
+		srv.kill()
+		killed = slotCount(t, src, srcDB) == 2
+		t.Logf("SIGKILL during resnapshot %d: it was still going on: %v", attempt, killed)
+		srv.start()
+		waitFor(t, 60*time.Second, "the API after the restart", func() bool { return sourceStatus(t, srv, "src").State != "" })
+	}
+	if !killed {
+		t.Fatal("every resnapshot was over before the SIGKILL")
+	}
+	waitFor(t, 90*time.Second, "the resnapshot to complete after the restart", func() bool {
+		st := sourceStatus(t, srv, "src")
+		return st.Resnapshot != nil && st.Resnapshot.State == "done"
+	})
+	time.Sleep(500 * time.Millisecond) // some load after it too
+	stopLoad()
+	wg.Wait()
+	if loadErr != nil {
+		t.Fatal(loadErr)
+	}
+
+	waitSame(t, 90*time.Second, src, "a", dst, "a", cols)
+	waitSame(t, 60*time.Second, src, "b", dst, "b", cols)
+	waitFor(t, 30*time.Second, "the old slot to be dropped", func() bool { return slotCount(t, src, srcDB) == 1 })
+	reads := func(topic string) int {
+		n := 0
+		for _, e := range readTopic(t, addr, topic) {
+			if e.op == "r" {
+				n++
+			}
+		}
+		return n
+	}
+	if n := reads("resnap.src.public.a"); n < 2*40000 {
+		t.Errorf("a: %d snapshot reads on Kafka, want the initial 40000 and at least one full resnapshot", n)
+	}
+	if n := reads("resnap.src.public.b"); n != 2000 {
+		t.Errorf("b: %d snapshot reads on Kafka, want only the initial 2000", n)
+	}
+	if out := cli(t, srv, "status"); !strings.Contains(out, "source/src: resnapshot") || !strings.Contains(out, "public.a: done") {
+		t.Errorf("status does not show the completed resnapshot:\n%s", out)
+	}
+	srv.stop()
+}
+
+// twoTableLoad changes a and b in small transactions until ctx ends.
+func twoTableLoad(ctx context.Context, pool *pgxpool.Pool) error {
+	next := 1000000
+	for ctx.Err() == nil {
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			for range 5 {
+				if _, err := tx.Exec(ctx, "UPDATE a SET ver = ver + 1 WHERE id = $1", 1+rand.IntN(40000)); err != nil {
+					return err
+				}
+				if _, err := tx.Exec(ctx, "UPDATE b SET ver = ver + 1 WHERE id = $1", 1+rand.IntN(2000)); err != nil {
+					return err
+				}
+			}
+			next++
+			for _, q := range []string{"INSERT INTO a VALUES ($1, 0, 'new')", "INSERT INTO b VALUES ($1, 0, 'new')"} {
+				if _, err := tx.Exec(ctx, q, next); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.Exec(ctx, "DELETE FROM a WHERE id = $1", 1+rand.IntN(40000)); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "DELETE FROM b WHERE id = $1", 1+rand.IntN(2000))
+			return err
+		})
+		if err != nil && ctx.Err() == nil {
+			return fmt.Errorf("load: %w", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// slotCount counts the replication slots of database db.
+func slotCount(t *testing.T, dsn, db string) int {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM pg_replication_slots WHERE database = $1", db).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// sourceStatus is GET /v1/sources/NAME/status (zero while the server does
+// not answer).
+func sourceStatus(t *testing.T, srv *server, name string) (st struct {
+	State      string `json:"state"`
+	Resnapshot *struct {
+		ID    int64  `json:"id"`
+		State string `json:"state"`
+	} `json:"resnapshot"`
+}) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+srv.listen+"/v1/sources/"+name+"/status", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer e2e-admin-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(b, &st)
+	return st
+}

@@ -1,0 +1,58 @@
+package worker
+
+import (
+	"testing"
+	"time"
+)
+
+// TestResnapshotStatus follows a request through the states a source
+// reports, and checks that events of another request are ignored and that
+// a completion recorded in the control state shows as done.
+func TestResnapshotStatus(t *testing.T) {
+	r := &running{}
+	state := func() string {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.status.Resnapshot == nil {
+			return ""
+		}
+		return r.status.Resnapshot.State
+	}
+	set := func(req *Resnapshot) {
+		r.mu.Lock()
+		r.setResnapshot(req)
+		r.mu.Unlock()
+	}
+	set(&Resnapshot{ID: 1, Tables: []string{"public.a"}})
+	if got := state(); got != ResnapshotPending {
+		t.Fatalf("new request: state %q, want pending", got)
+	}
+	r.resnapshotEvent(2, true) // not this request
+	if got := state(); got != ResnapshotPending {
+		t.Fatalf("after another request's event: state %q, want pending", got)
+	}
+	r.resnapshotEvent(1, false)
+	if got := state(); got != ResnapshotRunning || r.status.Resnapshot.StartedAt == nil {
+		t.Fatalf("started: %+v", r.status.Resnapshot)
+	}
+	r.resnapshotEvent(1, true)
+	if got := state(); got != ResnapshotDone || r.status.Resnapshot.CompletedAt == nil {
+		t.Fatalf("done: %+v", r.status.Resnapshot)
+	}
+	r.resnapshotEvent(1, false) // a restart that finds it done reports done again, not started
+	if got := state(); got != ResnapshotDone {
+		t.Fatalf("a late start event: state %q, want done", got)
+	}
+	set(&Resnapshot{ID: 2, Tables: []string{"public.b"}})
+	if got := state(); got != ResnapshotPending {
+		t.Fatalf("next request: state %q, want pending", got)
+	}
+	at := time.Now()
+	set(&Resnapshot{ID: 2, Tables: []string{"public.b"}, CompletedAt: &at})
+	if got := state(); got != ResnapshotDone {
+		t.Fatalf("completion recorded in the control state: state %q, want done", got)
+	}
+	if id := (*Resnapshot)(nil).id(); id != 0 {
+		t.Fatalf("no request has ID %d, want 0", id)
+	}
+}
