@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
@@ -64,6 +66,7 @@ Without --brokers it starts an embedded Kafka-protocol broker (state under
 			if kc.SASLPassword == "" {
 				kc.SASLPassword = os.Getenv("SLUICE_SASL_PASSWORD")
 			}
+			setGCPercent(log)
 			if len(kc.Brokers) == 0 {
 				var opts []broker.EmbeddedOption
 				if f.syncWrites {
@@ -174,4 +177,20 @@ func checkSpecs(specs []spec.Spec) ([]*spec.Source, []*spec.Pipeline, error) {
 		return nil, nil, errors.Join(errs...)
 	}
 	return sources, pipelines, nil
+}
+
+// serverGCPercent is the GOGC of `sluice server` unless the environment
+// sets one. Pipelines allocate fast and briefly (a poll's decoded records
+// live until its batch commits); with Go's default of 100 the heap grows
+// to twice what is live between collections. Measured on the 1M-row apply
+// benchmark: peak RSS 303 MiB at 100, 245 MiB at 50, at the same
+// throughput.
+const serverGCPercent = 50
+
+func setGCPercent(log *slog.Logger) {
+	if os.Getenv("GOGC") != "" {
+		return
+	}
+	debug.SetGCPercent(serverGCPercent)
+	log.Debug("garbage collector target set", "gogc", serverGCPercent)
 }

@@ -199,7 +199,7 @@ func (r *Runner) session(ctx context.Context) (err error) {
 		// Limits on compressed bytes: JSON change events compress about
 		// 30:1, and franz-go holds a fetch decompressed in memory.
 		kgo.FetchMaxBytes(4<<20),
-		kgo.FetchMaxPartitionBytes(1<<20),
+		kgo.FetchMaxPartitionBytes(512<<10),
 		kgo.FetchMaxWait(200*time.Millisecond),
 	)
 	cl, err := kgo.NewClient(opts...)
@@ -649,7 +649,7 @@ func (r *Runner) Reprocess(ctx context.Context) (taken, failedAgain int64, err e
 	if err != nil {
 		return 0, 0, fmt.Errorf("open sink: %w", err)
 	}
-	cl, err := kgo.NewClient(append(slices.Clone(r.ClientOpts), kgo.FetchMaxBytes(4<<20), kgo.FetchMaxPartitionBytes(1<<20))...)
+	cl, err := kgo.NewClient(append(slices.Clone(r.ClientOpts), kgo.FetchMaxBytes(4<<20), kgo.FetchMaxPartitionBytes(512<<10))...)
 	if err != nil {
 		return 0, 0, fmt.Errorf("kafka client: %w", err)
 	}
