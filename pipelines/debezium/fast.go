@@ -146,7 +146,14 @@ func fastString(v *fastjson.Value) ([]byte, error) {
 
 // plainText reports whether the full decode would read the unescaped
 // string b as it is.
-func plainText(b []byte) bool { return utf8.Valid(b) && !maybeSurrogate(b) }
+func plainText(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf || c == '\\' {
+			return utf8.Valid(b) && !maybeSurrogate(b)
+		}
+	}
+	return true
+}
 
 // maybeSurrogate reports whether b holds the text of a \uD800-\uDFFF
 // escape: fastjson keeps a lone surrogate escape as text, where the full
@@ -230,10 +237,6 @@ func (st *fastState) source(r *cdc.Record, src *fastjson.Object) error {
 	st.pending = st.pending[:0]
 	src.Visit(func(k []byte, v *fastjson.Value) {
 		var err error
-		if !plainText(k) {
-			errs = append(errs, errFastPath)
-			return
-		}
 		switch name := string(k); name {
 		case "connector":
 			err = st.optString(v, name, &s.Connector)
@@ -273,7 +276,10 @@ func (st *fastState) source(r *cdc.Record, src *fastjson.Object) error {
 				ns = &n
 			}
 		default:
-			if !isSourceField(name) {
+			switch {
+			case !plainText(k):
+				err = errFastPath
+			case !isSourceField(name):
 				st.pending = append(st.pending, member{st.intern(k), v})
 			}
 		}
