@@ -32,7 +32,7 @@ type ApplyResult struct {
 	KafkaRecords int64 `json:"kafka_records"`
 	// KafkaBytes is key+value bytes summed over the topic (uncompressed
 	// JSON: what the pipeline decodes); KafkaDiskBytes is the size of the
-	// embedded broker's data directory (LZ4-compressed batches).
+	// embedded broker's data directory (compressed batches, zstd by default).
 	KafkaBytes     int64 `json:"kafka_bytes"`
 	KafkaDiskBytes int64 `json:"kafka_disk_bytes"`
 	// LoadSeconds is the source load while Sluice captured it (not compared).

@@ -7,7 +7,7 @@ func (r *Report) printApply(p func(string, ...any), a *ApplyResult) {
 	p("  table bench(id bigint pk, a int, b text, c numeric(12,2), d timestamptz); sink.batch_rows %d, create_tables", a.BatchRows)
 	p("  (the backlog was captured by a first sluice run with the source only, %d-row source transactions;", a.TxRows)
 	p("   each sluice run below starts on a copy of its data dir with the source, idle, and one pipeline)")
-	p("  on Kafka: %.0f MB of key+value JSON, %.0f B/record; broker data dir %.0f MB (LZ4 batches)",
+	p("  on Kafka: %.0f MB of key+value JSON, %.0f B/record; broker data dir %.0f MB (compressed batches)",
 		float64(a.KafkaBytes)/1e6, ratio(float64(a.KafkaBytes), float64(a.KafkaRecords)), float64(a.KafkaDiskBytes)/1e6)
 	run := func(name string, x *ApplyRun) {
 		if x == nil {

@@ -196,8 +196,8 @@ func (r *Runner) session(ctx context.Context) (err error) {
 		return fmt.Errorf("open sink: %w", err)
 	}
 	opts := append(slices.Clone(r.ClientOpts),
-		// Limits on compressed bytes: JSON change events compress about
-		// 30:1, and franz-go holds a fetch decompressed in memory.
+		// Limits on compressed bytes: JSON change events compress 40-80:1,
+		// and franz-go holds a fetch decompressed in memory.
 		kgo.FetchMaxBytes(4<<20),
 		kgo.FetchMaxPartitionBytes(512<<10),
 		kgo.FetchMaxWait(200*time.Millisecond),
