@@ -223,3 +223,25 @@ func TestDecodeConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestHasControl(t *testing.T) {
+	for n := 0; n <= 20; n++ {
+		for pos := -1; pos < n; pos++ {
+			for _, c := range []byte{0x00, 0x09, 0x1f, 0x20, 0x7f, 0x80, 0x9f, 0xff} {
+				b := bytes.Repeat([]byte{'a'}, n)
+				for i := range b { // high bytes around, which must not count
+					if i%3 == 0 {
+						b[i] = 0xe2
+					}
+				}
+				if pos >= 0 {
+					b[pos] = c
+				}
+				want := pos >= 0 && c < 0x20
+				if got := hasControl(b); got != want {
+					t.Fatalf("hasControl(%x) = %v, want %v", b, got, want)
+				}
+			}
+		}
+	}
+}
