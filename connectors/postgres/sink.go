@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"strings"
 
@@ -73,6 +74,12 @@ type Sink struct {
 	// uncertain is set when a COMMIT failed without an answer: the batch
 	// may have committed. The next Write checks the stored offsets first.
 	uncertain bool
+	// expect is what this sink knows the stored offsets to be (read by
+	// Open, then moved by each commit). Write applies a batch only while
+	// the stored offsets of its partitions still are these: a second
+	// process applying the same pipeline, or an offsets reset, cannot make
+	// this one apply a change twice.
+	expect cdc.Offsets
 }
 
 var _ cdc.Sink = (*Sink)(nil)
@@ -123,6 +130,7 @@ func (s *Sink) Open(ctx context.Context) (cdc.Offsets, error) {
 	if err != nil {
 		return nil, s.broken(err)
 	}
+	s.expect = maps.Clone(offs)
 	s.log.Info("postgres sink open", "mode", s.cfg.Mode, "offsets_table", s.cfg.OffsetsTable.String(), "partitions", len(offs))
 	return offs, nil
 }
@@ -157,6 +165,7 @@ func (s *Sink) write(ctx context.Context, b cdc.Applied) error {
 		s.uncertain = false
 		if done {
 			s.log.Info("postgres sink: the batch whose commit went unanswered did commit; not applying it again")
+			s.committedOffsets(b.Offsets)
 			return nil
 		}
 	}
@@ -168,6 +177,9 @@ func (s *Sink) write(ctx context.Context, b cdc.Applied) error {
 	tx, err := s.conn.Begin(ctx)
 	if err != nil {
 		return s.fail(ctx, nil, fmt.Errorf("postgres sink: begin: %w", err))
+	}
+	if err := s.checkOffsets(ctx, tx, b.Offsets); err != nil {
+		return s.fail(ctx, tx, err)
 	}
 	for _, g := range groups {
 		if err := s.applyTable(ctx, tx, g); err != nil {
@@ -190,6 +202,7 @@ func (s *Sink) write(ctx context.Context, b cdc.Applied) error {
 		s.temps[k] = v
 	}
 	clear(s.pendingTemps)
+	s.committedOffsets(b.Offsets)
 	return nil
 }
 
@@ -243,6 +256,7 @@ func (s *Sink) Clear(ctx context.Context, tables []cdc.TableID) error {
 	if err := tx.Commit(ctx); err != nil {
 		return s.fail(ctx, nil, fmt.Errorf("postgres sink: clear: commit: %w", err))
 	}
+	s.expect = cdc.Offsets{}
 	s.log.Info("postgres sink: cleared", "tables", len(names))
 	return nil
 }

@@ -3,7 +3,9 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sort"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -97,6 +99,57 @@ func (s *Sink) storeOffsets(ctx context.Context, tx pgx.Tx, offs cdc.Offsets) er
 	return nil
 }
 
+// checkOffsets locks the stored offsets of offs's partitions for the
+// transaction and fails, retryably, unless they are what this sink
+// expects: then another process applied batches of the pipeline since this
+// sink read them (or an operator reset them), and applying this batch could
+// apply changes twice. The runtime then opens the sink again and resumes
+// from the stored offsets. A sink that was never opened checks nothing.
+func (s *Sink) checkOffsets(ctx context.Context, tx pgx.Tx, offs cdc.Offsets) error {
+	if s.expect == nil || len(offs) == 0 {
+		return nil
+	}
+	rows, err := tx.Query(ctx, `SELECT topic, partition, next_offset FROM `+quoteTable(s.cfg.OffsetsTable)+` FOR UPDATE`)
+	if err != nil {
+		return classify(fmt.Errorf("postgres sink: lock offsets in %s: %w", s.cfg.OffsetsTable, err))
+	}
+	stored := cdc.Offsets{}
+	var tp cdc.TopicPartition
+	var next int64
+	_, err = pgx.ForEachRow(rows, []any{&tp.Topic, &tp.Partition, &next}, func() error {
+		stored[tp] = next
+		return nil
+	})
+	if err != nil {
+		return classify(fmt.Errorf("postgres sink: lock offsets in %s: %w", s.cfg.OffsetsTable, err))
+	}
+	for tp := range offs {
+		got, inStore := stored[tp]
+		want, known := s.expect[tp]
+		if inStore != known || got != want {
+			return fmt.Errorf("postgres sink: the stored offset of %s[%d] in %s is %s, not %s as this pipeline left it: "+
+				"another process applies this pipeline too, or its offsets were reset; resuming from the stored offsets",
+				tp.Topic, tp.Partition, s.cfg.OffsetsTable, showOffset(got, inStore), showOffset(want, known))
+		}
+	}
+	return nil
+}
+
+func showOffset(n int64, ok bool) string {
+	if !ok {
+		return "none"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// committedOffsets records that offs are stored now.
+func (s *Sink) committedOffsets(offs cdc.Offsets) {
+	if s.expect == nil {
+		return
+	}
+	maps.Copy(s.expect, offs)
+}
+
 // committed tells whether the stored offsets already reach offs: then the
 // batch that carried them committed.
 func (s *Sink) committed(ctx context.Context, offs cdc.Offsets) (bool, error) {
@@ -162,6 +215,10 @@ func (s *Sink) ResetOffsets(ctx context.Context, offs cdc.Offsets) error {
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return s.fail(ctx, nil, fmt.Errorf("postgres sink: reset offsets: commit: %w", err))
+	}
+	s.expect = maps.Clone(offs)
+	if s.expect == nil {
+		s.expect = cdc.Offsets{}
 	}
 	s.log.Info("postgres sink: offsets reset", "partitions", len(offs))
 	return nil

@@ -832,3 +832,56 @@ func TestClassifyCatalogRace(t *testing.T) {
 		t.Error("a duplicate key in a user table is not permanent")
 	}
 }
+
+// TestSinkFencesAnotherWriter: two sinks of the same pipeline (a second
+// server, a process that lingers) never apply a batch twice: the one whose
+// view of the stored offsets is stale fails retryably and, opened again,
+// resumes from what the other stored.
+func TestSinkFencesAnotherWriter(t *testing.T) {
+	dsn, _ := newDB(t, "CREATE TABLE users (id bigint, name text, note text);")
+	a, _ := openSink(t, dsn, ModeInsert, false)
+	b, _ := openSink(t, dsn, ModeInsert, false)
+	tp := cdc.TopicPartition{Topic: "t", Partition: 0}
+	batch := func(from, to int64) cdc.Applied {
+		var recs []cdc.Record
+		for i := from; i < to; i++ {
+			recs = append(recs, record(cdc.OpCreate, usersSchema, user(i, "a", "b")))
+		}
+		return cdc.Applied{Records: recs, Offsets: cdc.Offsets{tp: to}}
+	}
+	if err := a.Write(t.Context(), batch(0, 3)); err != nil {
+		t.Fatal(err)
+	}
+	// b read the offsets before a's batch: the same records, again.
+	err := b.Write(t.Context(), batch(0, 3))
+	if err == nil || isPermanent(err) || !strings.Contains(err.Error(), "another process applies this pipeline") {
+		t.Fatalf("stale writer: %v, want a retryable error naming another process", err)
+	}
+	if got := queryText(t, dsn, "SELECT count(*) FROM users"); got[0] != "3" {
+		t.Fatalf("%s rows, want 3: a batch was applied twice", got[0])
+	}
+	// Opened again, b resumes from a's offsets; now a is the stale one.
+	offs, err := b.Open(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if offs[tp] != 3 {
+		t.Fatalf("reopened at %v, want 3", offs)
+	}
+	if err := b.Write(t.Context(), batch(3, 5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Write(t.Context(), batch(3, 5)); err == nil {
+		t.Fatal("a wrote after b moved the offsets")
+	}
+	// An offsets reset by an operator fences the running sink too.
+	if err := b.ResetOffsets(t.Context(), cdc.Offsets{tp: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Write(t.Context(), batch(5, 6)); err == nil {
+		t.Fatal("a wrote after its offsets were reset")
+	}
+	if got := queryText(t, dsn, "SELECT count(*), (SELECT next_offset FROM sluice.offsets) FROM users"); got[0] != "5|1" {
+		t.Errorf("rows|offset = %s, want 5|1", got[0])
+	}
+}
