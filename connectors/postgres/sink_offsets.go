@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"sort"
 	"strconv"
@@ -109,6 +110,14 @@ func (s *Sink) checkOffsets(ctx context.Context, tx pgx.Tx, offs cdc.Offsets) er
 	if s.expect == nil || len(offs) == 0 {
 		return nil
 	}
+	// Row locks cannot cover a partition with no stored offset yet (a new
+	// pipeline, topic or partition, or after Clear): two writers would both
+	// find no row. A transaction-level advisory lock on the offsets table
+	// serialises the writers of the pipeline, so the later one sees the
+	// earlier one's commit.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, s.offsetsLockKey()); err != nil {
+		return classify(fmt.Errorf("postgres sink: lock offsets in %s: %w", s.cfg.OffsetsTable, err))
+	}
 	rows, err := tx.Query(ctx, `SELECT topic, partition, next_offset FROM `+quoteTable(s.cfg.OffsetsTable)+` FOR UPDATE`)
 	if err != nil {
 		return classify(fmt.Errorf("postgres sink: lock offsets in %s: %w", s.cfg.OffsetsTable, err))
@@ -133,6 +142,15 @@ func (s *Sink) checkOffsets(ctx context.Context, tx pgx.Tx, offs cdc.Offsets) er
 		}
 	}
 	return nil
+}
+
+// offsetsLockKey is the advisory lock key of the offsets table: the same
+// for every sink of the pipeline (the table's name), in a key space of its
+// own (the "sluice offsets" prefix).
+func (s *Sink) offsetsLockKey() int64 {
+	h := fnv.New64a()
+	h.Write([]byte("sluice offsets " + quoteTable(s.cfg.OffsetsTable)))
+	return int64(h.Sum64())
 }
 
 func showOffset(n int64, ok bool) string {

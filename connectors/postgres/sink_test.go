@@ -885,3 +885,36 @@ func TestSinkFencesAnotherWriter(t *testing.T) {
 		t.Errorf("rows|offset = %s, want 5|1", got[0])
 	}
 }
+
+// TestSinkFencesFirstOffsets: two sinks that both find no stored offset
+// for a partition (a new pipeline) race for the first batch; only one
+// applies it.
+func TestSinkFencesFirstOffsets(t *testing.T) {
+	for i := range 5 {
+		dsn, _ := newDB(t, "CREATE TABLE users (id bigint, name text, note text);")
+		a, _ := openSink(t, dsn, ModeInsert, false)
+		b, _ := openSink(t, dsn, ModeInsert, false)
+		tp := cdc.TopicPartition{Topic: "t", Partition: 0}
+		var recs []cdc.Record
+		for id := range int64(200) {
+			recs = append(recs, record(cdc.OpCreate, usersSchema, user(id, "a", "b")))
+		}
+		batch := cdc.Applied{Records: recs, Offsets: cdc.Offsets{tp: 200}}
+		errs := make(chan error, 2)
+		for _, s := range []*Sink{a, b} {
+			go func() { errs <- s.Write(t.Context(), batch) }()
+		}
+		failed := 0
+		for range 2 {
+			if err := <-errs; err != nil {
+				failed++
+			}
+		}
+		if got := queryText(t, dsn, "SELECT count(*) FROM users"); got[0] != "200" {
+			t.Fatalf("round %d: %s rows, want 200 (%d writes failed): the first batch was applied twice", i, got[0], failed)
+		}
+		if failed != 1 {
+			t.Fatalf("round %d: %d writes failed, want 1", i, failed)
+		}
+	}
+}
