@@ -222,7 +222,7 @@ func (r *Runner) session(ctx context.Context) (err error) {
 // each partition from: the stored offset, or the start of the log.
 func (r *Runner) assignment(ctx context.Context, adm *kadm.Client, stored cdc.Offsets) (map[string]map[int32]kgo.Offset, error) {
 	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval, bo.MaxInterval = 500*time.Millisecond, 10*time.Second
+	bo.InitialInterval, bo.MaxInterval = 250*time.Millisecond, 2*time.Second
 	for {
 		ends, err := adm.ListEndOffsets(ctx, r.Topics...)
 		var missing []string
