@@ -3,7 +3,9 @@ package transforms
 // StageObserver is told what each stage of a Chain did in one Apply call:
 // in records it was given, out records it returned, dropped inputs it
 // turned into nothing (a record it rejected counts in in only). It is
-// called from the goroutine that calls Apply and must not block.
+// called from the goroutines that call Apply (a pipeline calls it from
+// several at once), so it must be safe for concurrent use, and must not
+// block.
 type StageObserver interface {
 	ObserveStage(stage string, in, out, dropped int)
 }

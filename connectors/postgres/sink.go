@@ -233,6 +233,9 @@ func (s *Sink) Clear(ctx context.Context, tables []cdc.TableID) error {
 	if err != nil {
 		return s.fail(ctx, nil, fmt.Errorf("postgres sink: clear: begin: %w", err))
 	}
+	if err := s.lockOffsets(ctx, tx); err != nil {
+		return s.fail(ctx, tx, err)
+	}
 	var names []string
 	for _, t := range tables {
 		exists, err := tableExists(ctx, tx, t)

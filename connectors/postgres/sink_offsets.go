@@ -112,14 +112,20 @@ func (s *Sink) checkOffsets(ctx context.Context, tx pgx.Tx, offs cdc.Offsets) er
 	}
 	// Row locks cannot cover a partition with no stored offset yet (a new
 	// pipeline, topic or partition, or after Clear): two writers would both
-	// find no row. A transaction-level advisory lock on the offsets table
-	// serialises the writers of the pipeline, so the later one sees the
-	// earlier one's commit.
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, s.offsetsLockKey()); err != nil {
+	// find no row. The advisory lock serialises the writers of the
+	// pipeline, so the later one sees the earlier one's commit. It is sent
+	// with the query, in one round trip.
+	batch := &pgx.Batch{}
+	batch.Queue(`SELECT pg_advisory_xact_lock($1)`, s.offsetsLockKey())
+	batch.Queue(`SELECT topic, partition, next_offset FROM ` + quoteTable(s.cfg.OffsetsTable) + ` FOR UPDATE`)
+	br := tx.SendBatch(ctx, batch)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
 		return classify(fmt.Errorf("postgres sink: lock offsets in %s: %w", s.cfg.OffsetsTable, err))
 	}
-	rows, err := tx.Query(ctx, `SELECT topic, partition, next_offset FROM `+quoteTable(s.cfg.OffsetsTable)+` FOR UPDATE`)
+	rows, err := br.Query()
 	if err != nil {
+		_ = br.Close()
 		return classify(fmt.Errorf("postgres sink: lock offsets in %s: %w", s.cfg.OffsetsTable, err))
 	}
 	stored := cdc.Offsets{}
@@ -129,6 +135,9 @@ func (s *Sink) checkOffsets(ctx context.Context, tx pgx.Tx, offs cdc.Offsets) er
 		stored[tp] = next
 		return nil
 	})
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return classify(fmt.Errorf("postgres sink: lock offsets in %s: %w", s.cfg.OffsetsTable, err))
 	}
@@ -140,6 +149,15 @@ func (s *Sink) checkOffsets(ctx context.Context, tx pgx.Tx, offs cdc.Offsets) er
 				"another process applies this pipeline too, or its offsets were reset; resuming from the stored offsets",
 				tp.Topic, tp.Partition, s.cfg.OffsetsTable, showOffset(got, inStore), showOffset(want, known))
 		}
+	}
+	return nil
+}
+
+// lockOffsets takes the pipeline's advisory lock on its offsets table
+// for the transaction (see checkOffsets).
+func (s *Sink) lockOffsets(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, s.offsetsLockKey()); err != nil {
+		return classify(fmt.Errorf("postgres sink: lock offsets in %s: %w", s.cfg.OffsetsTable, err))
 	}
 	return nil
 }
@@ -224,6 +242,9 @@ func (s *Sink) ResetOffsets(ctx context.Context, offs cdc.Offsets) error {
 	tx, err := s.conn.Begin(ctx)
 	if err != nil {
 		return s.fail(ctx, nil, fmt.Errorf("postgres sink: reset offsets: begin: %w", err))
+	}
+	if err := s.lockOffsets(ctx, tx); err != nil {
+		return s.fail(ctx, tx, err)
 	}
 	if _, err := tx.Exec(ctx, "DELETE FROM "+quoteTable(s.cfg.OffsetsTable)); err != nil {
 		return s.fail(ctx, tx, classify(fmt.Errorf("postgres sink: reset offsets: %w", err)))

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime"
 	"slices"
 	"strconv"
@@ -71,8 +72,9 @@ type Runner struct {
 }
 
 // Metrics receives what a Runner does, for monitoring (package observe
-// implements it). Its methods are called from the runner's goroutine and
-// must not block.
+// implements it). Its methods are called from several of the runner's
+// goroutines at once (transforming runs in parallel), so they must be safe
+// for concurrent use, and must not block.
 type Metrics interface {
 	// Connecting is called when the runner starts, Connected when a
 	// session consumes (sink open, partitions assigned), and Disconnected
@@ -358,7 +360,7 @@ func (r *Runner) poll(ctx context.Context, cl *kgo.Client, hwm map[cdc.TopicPart
 	if ferr != nil {
 		r.Logger.Warn("fetch failed; retrying", "err", ferr)
 	}
-	p := &polled{offsets: cdc.Offsets{}, hwm: hwm}
+	p := &polled{offsets: cdc.Offsets{}}
 	var recs []*kgo.Record
 	var tps []cdc.TopicPartition
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
@@ -410,6 +412,9 @@ func (r *Runner) poll(ctx context.Context, cl *kgo.Client, hwm map[cdc.TopicPart
 	if len(p.offsets) == 0 {
 		return nil, nil
 	}
+	// The batch gets its own copy of the high watermarks: the writer reads
+	// them while the next poll updates hwm.
+	p.hwm = maps.Clone(hwm)
 	return p, nil
 }
 
@@ -542,12 +547,12 @@ func (r *Runner) transformAll(ctx context.Context, recs []*kgo.Record) ([][]cdc.
 // transforming in parallel.
 const minParallelRecords = 256
 
-// transform decodes one Kafka record and runs it through the stages.
-// Tombstones produce nothing (the delete before them did the work).
 // What the decode step did, counted over many records and reported at
 // once: metrics are shared by the goroutines of transformAll.
 type decodeTally struct{ in, out, dropped int }
 
+// transform decodes one Kafka record and runs it through the stages.
+// Tombstones produce nothing (the delete before them did the work).
 func (r *Runner) transform(ctx context.Context, rec *kgo.Record, t *decodeTally) ([]cdc.Record, error) {
 	t.in++
 	c, err := r.Decoder.Decode(rec.Key, rec.Value)

@@ -96,7 +96,13 @@ func (j *JSON) decodeFast(vs, ks, payload, kp []byte) (cdc.Record, error) {
 	if r.After, err = fastRow(e, after); err != nil {
 		return r, fmt.Errorf("after: %w", err)
 	}
-	if ks != nil && kp != nil {
+	switch {
+	case ks == nil || kp == nil:
+	case len(e.table.Key) == 0: // a key struct without fields: no key, as in the full decode
+		if err := validate(kp); err != nil {
+			return r, fmt.Errorf("key: %w", err)
+		}
+	default:
 		if r.Key, err = st.decodeKey(e, kp); err != nil {
 			return r, fmt.Errorf("key: %w", err)
 		}
@@ -179,14 +185,20 @@ func fastString(v *fastjson.Value) ([]byte, error) {
 
 // plainText reports whether the full decode would read the unescaped
 // string b as it is.
+//
+// fastjson turns a broken surrogate pair (\uD800 followed by any \uXXXX)
+// into one U+FFFD and drops the second escape, where encoding/json keeps
+// it: text holding U+FFFD is left to the full decode too.
 func plainText(b []byte) bool {
 	for _, c := range b {
 		if c >= utf8.RuneSelf || c == '\\' {
-			return utf8.Valid(b) && !maybeSurrogate(b)
+			return utf8.Valid(b) && !maybeSurrogate(b) && !bytes.Contains(b, []byte(replacementChar))
 		}
 	}
 	return true
 }
+
+const replacementChar = "\uFFFD"
 
 // maybeSurrogate reports whether b holds the text of a \uD800-\uDFFF
 // escape: fastjson keeps a lone surrogate escape as text, where the full
@@ -390,7 +402,17 @@ func fastTransaction(r *cdc.Record, tx *fastjson.Value) error {
 	if err != nil {
 		return err
 	}
-	id := o.Get("id")
+	// Members count with their last value, as in the full decode
+	// (Object.Get would return the first).
+	var id, order *fastjson.Value
+	o.Visit(func(k []byte, v *fastjson.Value) {
+		switch string(k) {
+		case "id":
+			id = v
+		case "total_order":
+			order = v
+		}
+	})
 	if id == nil {
 		return errFastPath
 	}
@@ -404,11 +426,10 @@ func fastTransaction(r *cdc.Record, tx *fastjson.Value) error {
 	if r.TxID == "" {
 		return nil
 	}
-	to := o.Get("total_order")
-	if to == nil {
+	if order == nil {
 		return errFastPath
 	}
-	if r.Seq, err = fastInt(to, 64); err != nil {
+	if r.Seq, err = fastInt(order, 64); err != nil {
 		return fmt.Errorf("total_order: %w", err)
 	}
 	return nil

@@ -82,6 +82,16 @@ func TestFastPathOddPayloads(t *testing.T) {
 		"column twice":               {`{"after":{"id":1,"v":"a","v":"b"},` + src + `,"op":"c"}`, true},
 		"escapes":                    {`{"after":{"id":1,"v":"\u00e9\n\"\\\/"},` + src + `,"op":"c"}`, true},
 		"surrogate pair":             {`{"after":{"id":1,"v":"\ud83c\udf89"},` + src + `,"op":"c"}`, true},
+		"broken pair":                {`{"after":{"id":1,"v":"\ud800\u0041"},` + src + `,"op":"c"}`, false},
+		"two low surrogates":         {`{"after":{"id":1,"v":"\udc00\udc00"},` + src + `,"op":"c"}`, false},
+		"high then e acute":          {`{"after":{"id":1,"v":"\uD83D\u00e9x"},` + src + `,"op":"c"}`, false},
+		"real U+FFFD":                {`{"after":{"id":1,"v":"a\ufffdb"},` + src + `,"op":"c"}`, false},
+		"broken pair in name":        {`{"after":{"id":1,"v":"a"},"source":{"schema":"public","table":"t","name":"\udc00\udc00"},"op":"c"}`, false},
+		"broken pair in extra key":   {`{"after":{"id":1,"v":"a"},"source":{"schema":"public","table":"t","\ud800\u0041":1},"op":"c"}`, false},
+		"transaction id twice":       {`{"after":{"id":1,"v":"a"},` + src + `,"op":"c","transaction":{"id":"7","total_order":2,"id":"8"}}`, true},
+		"transaction null then id":   {`{"after":{"id":1,"v":"a"},` + src + `,"op":"c","transaction":{"id":null,"id":"8","total_order":1}}`, true},
+		"total_order twice":          {`{"after":{"id":1,"v":"a"},` + src + `,"op":"c","transaction":{"id":"7","total_order":2,"total_order":3}}`, true},
+		"escaped id key twice":       {`{"after":{"id":1,"v":"a"},` + src + `,"op":"c","transaction":{"id":"7","total_order":2,"\u0069d":"9"}}`, true},
 		"backslash u text":           {`{"after":{"id":1,"v":"\\ud800"},` + src + `,"op":"c"}`, false},
 		"invalid utf8":               {"{\"after\":{\"id\":1,\"v\":\"\xff\"}," + src + `,"op":"c"}`, false},
 		"lone surrogate":             {`{"after":{"id":1,"v":"\ud800"},` + src + `,"op":"c"}`, false},
@@ -162,6 +172,15 @@ func FuzzFastPath(f *testing.F) {
 		}
 		f.Add(uint8(i), []byte(payload))
 	}
+	// Escapes and repeated members, where fastjson and encoding/json part.
+	for _, p := range []string{
+		`{"after":{"id":1,"v":"\ud800\u0041"},"source":{"schema":"public","table":"t","\udc00\udc00":"\uD83D\u00e9"},"op":"c"}`,
+		`{"after":{"id":1},"source":{"schema":"public","table":"t"},"op":"c","transaction":{"id":"7","total_order":2,"id":"8","total_order":3}}`,
+	} {
+		for i := range cases {
+			f.Add(uint8(i), []byte(p))
+		}
+	}
 	f.Fuzz(func(t *testing.T, i uint8, payload []byte) {
 		c := cases[int(i)%len(cases)]
 		j := newCodec(true)
@@ -241,6 +260,30 @@ func TestHasControl(t *testing.T) {
 				if got := hasControl(b); got != want {
 					t.Fatalf("hasControl(%x) = %v, want %v", b, got, want)
 				}
+			}
+		}
+	}
+}
+
+// TestFastPathEmptyKeyStruct: a key whose struct has no fields is no key,
+// on both paths.
+func TestFastPathEmptyKeyStruct(t *testing.T) {
+	const schema = `{"type":"struct","fields":[{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"}],"optional":true,"name":"s.t.Value","field":"after"},{"type":"struct","fields":[{"type":"string","optional":false,"field":"schema"},{"type":"string","optional":false,"field":"table"}],"optional":false,"field":"source"},{"type":"string","optional":false,"field":"op"}],"optional":false,"name":"s.t.Envelope"}`
+	value := []byte(`{"schema":` + schema + `,"payload":{"after":{"id":1},"source":{"schema":"public","table":"t"},"op":"c"}}`)
+	for _, kp := range []string{`{}`, `{"x":1}`, `{`} {
+		key := []byte(`{"schema":{"type":"struct","fields":[],"optional":false,"name":"s.t.Key"},"payload":` + kp + `}`)
+		j := NewJSON()
+		want, errFull := j.decode(key, value, false)
+		if _, err := j.Decode(key, value); (err == nil) != (errFull == nil) { // learns the schemas
+			t.Fatalf("key %s: Decode error %v, full decode error %v", kp, err, errFull)
+		}
+		got, ok := j.tryFast(key, value)
+		if ok && errFull != nil {
+			t.Fatalf("key %s: fast path took what the full decode rejects: %v", kp, errFull)
+		}
+		if ok {
+			if d := cmp.Diff(want, got, cmpOpts...); d != "" {
+				t.Errorf("key %s: fast path differs (-full +fast):\n%s", kp, d)
 			}
 		}
 	}

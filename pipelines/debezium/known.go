@@ -12,7 +12,7 @@ import (
 // byte comparison instead of parsing the whole message again.
 //
 // Decoders of one pipeline run in parallel: split reads the list without a
-// lock (add replaces it whole), newest first.
+// lock (add and promote replace it whole), most recently used first.
 type knownSchemas struct {
 	mu   sync.Mutex // serialises add
 	list atomic.Pointer[[][]byte]
@@ -33,8 +33,11 @@ func (k *knownSchemas) split(data []byte) (schema, payload []byte, ok bool) {
 		return nil, nil, false
 	}
 	rest := data[len(schemaHead) : len(data)-1]
-	for _, s := range k.schemas() {
+	for i, s := range k.schemas() {
 		if len(rest) > len(s)+len(payloadMid) && bytes.HasPrefix(rest, s) && bytes.HasPrefix(rest[len(s):], []byte(payloadMid)) {
+			if i > 0 {
+				k.promote(s)
+			}
 			payload = rest[len(s)+len(payloadMid):]
 			if bytes.Equal(payload, jsonNull) {
 				payload = nil
@@ -70,7 +73,26 @@ func (k *knownSchemas) add(data, schema []byte) {
 	k.list.Store(&list)
 }
 
-// schemas returns the known schema texts, newest first.
+// promote moves s to the front, so the schemas in use stay while quiet
+// ones age out. It skips the move when another decoder holds the lock: the
+// next hit will do it.
+func (k *knownSchemas) promote(s []byte) {
+	if !k.mu.TryLock() {
+		return
+	}
+	defer k.mu.Unlock()
+	old := k.schemas()
+	list := make([][]byte, 0, len(old))
+	list = append(list, s)
+	for _, o := range old {
+		if !sameSlice(o, s) {
+			list = append(list, o)
+		}
+	}
+	k.list.Store(&list)
+}
+
+// schemas returns the known schema texts, most recently used first.
 func (k *knownSchemas) schemas() [][]byte {
 	if l := k.list.Load(); l != nil {
 		return *l

@@ -1,6 +1,7 @@
 package debezium
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -42,5 +43,24 @@ func TestKnownSchemaFastPath(t *testing.T) {
 	// A tombstone with a known schema.
 	if _, err := j.Decode(key, msg("null")); err != ErrTombstone {
 		t.Errorf("null payload: %v, want ErrTombstone", err)
+	}
+}
+
+// TestKnownSchemasKeepThoseInUse: a schema in use stays known however many
+// others come and go.
+func TestKnownSchemasKeepThoseInUse(t *testing.T) {
+	var k knownSchemas
+	msg := func(s string) []byte { return []byte(`{"schema":` + s + `,"payload":{}}`) }
+	hot := `{"hot":1}`
+	k.add(msg(hot), []byte(hot))
+	for i := range 3 * maxKnownSchemas {
+		s := fmt.Sprintf(`{"quiet":%d}`, i)
+		k.add(msg(s), []byte(s))
+		if _, _, ok := k.split(msg(hot)); !ok {
+			t.Fatalf("the schema in use was forgotten after %d others", i+1)
+		}
+	}
+	if n := len(k.schemas()); n != maxKnownSchemas {
+		t.Errorf("%d known schemas, want %d", n, maxKnownSchemas)
 	}
 }
