@@ -79,6 +79,9 @@ const (
 )
 
 // ResnapshotStatus is the latest resnapshot request and how far it got.
+// A unit's status points to one that is never changed once it is set
+// (changes make a new one), because Status hands out copies of the status
+// that share it and are read without the unit's lock.
 type ResnapshotStatus struct {
 	Resnapshot
 	State     string     `json:"state"`
@@ -135,10 +138,12 @@ func (r *running) setState(s State, err error) {
 func (r *running) resnapshotEvent(id int64, done bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rs := r.status.Resnapshot
-	if rs == nil || rs.ID != id {
+	old := r.status.Resnapshot
+	if old == nil || old.ID != id {
 		return
 	}
+	// Copy on write: statuses handed out share the old value.
+	rs := *old
 	now := time.Now().UTC()
 	switch {
 	case done && rs.State != ResnapshotDone:
@@ -148,7 +153,10 @@ func (r *running) resnapshotEvent(id int64, done bool) {
 		}
 	case !done && rs.State == ResnapshotPending:
 		rs.State, rs.StartedAt = ResnapshotRunning, &now
+	default:
+		return
 	}
+	r.status.Resnapshot = &rs
 }
 
 // setResnapshot makes req the unit's latest resnapshot request. r.mu is
@@ -158,15 +166,18 @@ func (r *running) setResnapshot(req *Resnapshot) {
 		r.status.Resnapshot = nil
 		return
 	}
-	rs := r.status.Resnapshot
-	if rs == nil || rs.ID != req.ID {
-		rs = &ResnapshotStatus{Resnapshot: *req, State: ResnapshotPending}
+	var rs ResnapshotStatus
+	if old := r.status.Resnapshot; old != nil && old.ID == req.ID {
+		rs = *old
+	} else {
+		rs = ResnapshotStatus{Resnapshot: *req, State: ResnapshotPending}
 		rs.Tables = append([]string(nil), req.Tables...)
-		r.status.Resnapshot = rs
 	}
 	if req.CompletedAt != nil {
 		rs.State, rs.CompletedAt = ResnapshotDone, req.CompletedAt
 	}
+	// Copy on write: statuses handed out share the old value.
+	r.status.Resnapshot = &rs
 }
 
 func (r *running) restarted() {

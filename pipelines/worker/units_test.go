@@ -1,8 +1,13 @@
 package worker
 
 import (
+	"encoding/json"
+	"errors"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-cdc/sluice/pipelines/spec"
 )
 
 // TestResnapshotStatus follows a request through the states a source
@@ -54,5 +59,54 @@ func TestResnapshotStatus(t *testing.T) {
 	}
 	if id := (*Resnapshot)(nil).id(); id != 0 {
 		t.Fatalf("no request has ID %d, want 0", id)
+	}
+}
+
+// TestResnapshotStatusNoRace reads statuses (as the HTTP handlers,
+// publishStatus and recordResnapshots do, without the unit's lock) while
+// the source's goroutines report progress and the reconciler hands over new
+// requests. Run with -race: a status must never share memory that is
+// changed afterwards.
+func TestResnapshotStatusNoRace(t *testing.T) {
+	r := &running{status: Status{Kind: spec.KindSource, Name: "src"}}
+	w := &Worker{units: map[unitKey]*running{{spec.KindSource, "src"}: r}}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(done)
+		for id := int64(1); id <= 300; id++ {
+			r.mu.Lock()
+			r.setResnapshot(&Resnapshot{ID: id, Tables: []string{"public.a"}})
+			r.mu.Unlock()
+			r.resnapshotEvent(id, false)
+			r.setState(StateFailed, errors.New("boom"))
+			r.resnapshotEvent(id, false)
+			r.resnapshotEvent(id, true)
+			at := time.Now()
+			r.mu.Lock()
+			r.setResnapshot(&Resnapshot{ID: id, Tables: []string{"public.a"}, CompletedAt: &at})
+			r.mu.Unlock()
+		}
+	})
+	read := func(st Status) {
+		if _, err := json.Marshal(st); err != nil {
+			t.Error(err)
+		}
+		if rs := st.Resnapshot; rs != nil && rs.State == ResnapshotDone && rs.CompletedAt == nil {
+			t.Errorf("resnapshot %d is done without a completion time", rs.ID)
+		}
+	}
+	for {
+		select {
+		case <-done:
+			wg.Wait()
+			return
+		default:
+		}
+		st, _ := w.Status(spec.KindSource, "src")
+		read(st)
+		for _, st := range w.Statuses() {
+			read(st)
+		}
 	}
 }
