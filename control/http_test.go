@@ -43,6 +43,9 @@ func (f *fakeRuntime) Statuses() []worker.Status {
 		st := worker.Status{Kind: u.Kind, Name: u.Name, Version: u.Version, Desired: u.Desired, State: u.Desired}
 		if u.Resnapshot != nil {
 			rs := &worker.ResnapshotStatus{Resnapshot: *u.Resnapshot, State: worker.ResnapshotRunning}
+			if u.Resnapshot.CancelledAt != nil {
+				rs.State = worker.ResnapshotCancelled
+			}
 			if f.resnapDone[u.Name] >= u.Resnapshot.ID {
 				at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 				rs.State, rs.CompletedAt = worker.ResnapshotDone, &at

@@ -186,20 +186,26 @@ func (s *Store) Restore(ctx context.Context, kind spec.Kind, name string, v int)
 
 // SetDesired records the state an operator wants kind/name in.
 func (s *Store) SetDesired(ctx context.Context, kind spec.Kind, name string, st worker.State) (Head, error) {
-	return s.update(ctx, kind, name, func(h *Head) { h.Desired = st })
+	return s.update(ctx, kind, name, func(h *Head) bool { h.Desired = st; return true })
 }
 
 // RequestResnapshot records a new resnapshot request of source name: the
-// next ID, for tables and, when the previous request is not done
-// (prevDone false), its tables too, since the new request replaces it.
+// next ID, for tables and, when the previous request is pending (neither
+// done, prevDone false, nor cancelled), its tables too, since the new
+// request replaces it. A request for the same tables as the pending one
+// is that request (repeated true): nothing is stored, so a client that
+// retries after a lost answer does not restart a long read.
 func (s *Store) RequestResnapshot(ctx context.Context, name string, tables []string,
-	prevDone func(*worker.Resnapshot) bool) (worker.Resnapshot, error) {
-	var req worker.Resnapshot
-	_, err := s.update(ctx, spec.KindSource, name, func(h *Head) {
+	prevDone func(*worker.Resnapshot) bool) (req worker.Resnapshot, repeated bool, err error) {
+	_, err = s.update(ctx, spec.KindSource, name, func(h *Head) bool {
 		req = worker.Resnapshot{ID: 1, RequestedAt: time.Now().UTC()}
 		if prev := h.Resnapshot; prev != nil {
 			req.ID = prev.ID + 1
-			if prev.CompletedAt == nil && !prevDone(prev) {
+			if prev.CompletedAt == nil && prev.CancelledAt == nil && !prevDone(prev) {
+				if sameTables(prev.Tables, tables) {
+					req, repeated = *prev, true
+					return false
+				}
 				req.Tables = append(req.Tables, prev.Tables...)
 			}
 		}
@@ -210,7 +216,62 @@ func (s *Store) RequestResnapshot(ctx context.Context, name string, tables []str
 		}
 		r := req
 		h.Resnapshot = &r
+		return true
 	})
+	return req, repeated, err
+}
+
+// sameTables tells whether a and b name the same tables, in any order.
+func sameTables(a, b []string) bool {
+	for _, t := range a {
+		if !slices.Contains(b, t) {
+			return false
+		}
+	}
+	for _, t := range b {
+		if !slices.Contains(a, t) {
+			return false
+		}
+	}
+	return true
+}
+
+// Errors of CancelResnapshot.
+var (
+	errNoResnapshot   = errors.New("no resnapshot request")
+	errResnapshotDone = errors.New("resnapshot request is done")
+)
+
+// CancelResnapshot cancels the latest resnapshot request of source name
+// unless it is done (done tells whether the runtime finished it). A
+// request cancelled already is returned as it is.
+func (s *Store) CancelResnapshot(ctx context.Context, name string,
+	done func(*worker.Resnapshot) bool) (worker.Resnapshot, error) {
+	var req worker.Resnapshot
+	var refused error
+	_, err := s.update(ctx, spec.KindSource, name, func(h *Head) bool {
+		prev := h.Resnapshot
+		switch {
+		case prev == nil:
+			refused = errNoResnapshot
+			return false
+		case prev.CancelledAt != nil:
+			req = *prev
+			return false
+		case prev.CompletedAt != nil || done(prev):
+			req, refused = *prev, errResnapshotDone
+			return false
+		}
+		req = *prev
+		now := time.Now().UTC()
+		req.CancelledAt = &now
+		r := req
+		h.Resnapshot = &r
+		return true
+	})
+	if err == nil {
+		err = refused
+	}
 	return req, err
 }
 
@@ -223,23 +284,27 @@ func (s *Store) CompleteResnapshot(ctx context.Context, name string, id int64, a
 	if !ok || h.Resnapshot == nil || h.Resnapshot.ID != id || h.Resnapshot.CompletedAt != nil {
 		return nil
 	}
-	_, err := s.update(ctx, spec.KindSource, name, func(h *Head) {
-		if h.Resnapshot != nil && h.Resnapshot.ID == id && h.Resnapshot.CompletedAt == nil {
-			r := *h.Resnapshot
-			r.CompletedAt = &at
-			h.Resnapshot = &r
+	_, err := s.update(ctx, spec.KindSource, name, func(h *Head) bool {
+		if h.Resnapshot == nil || h.Resnapshot.ID != id || h.Resnapshot.CompletedAt != nil {
+			return false
 		}
+		r := *h.Resnapshot
+		r.CompletedAt = &at
+		h.Resnapshot = &r
+		return true
 	})
 	return err
 }
 
 // Delete marks kind/name deleted.
 func (s *Store) Delete(ctx context.Context, kind spec.Kind, name string) error {
-	_, err := s.update(ctx, kind, name, func(h *Head) { h.Deleted, h.Desired = true, worker.StateStopped })
+	_, err := s.update(ctx, kind, name, func(h *Head) bool { h.Deleted, h.Desired = true, worker.StateStopped; return true })
 	return err
 }
 
-func (s *Store) update(ctx context.Context, kind spec.Kind, name string, f func(*Head)) (Head, error) {
+// update changes the head of kind/name with f and stores it, unless f
+// returns false (nothing to change).
+func (s *Store) update(ctx context.Context, kind spec.Kind, name string, f func(*Head) bool) (Head, error) {
 	k := key{kind, name}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -249,7 +314,9 @@ func (s *Store) update(ctx context.Context, kind spec.Kind, name string, f func(
 	if !ok || h.Deleted {
 		return Head{}, ErrNotFound
 	}
-	f(&h)
+	if !f(&h) {
+		return s.heads[k], nil
+	}
 	h.UpdatedAt = time.Now().UTC()
 	if err := s.save(ctx, headKey(k), h); err != nil {
 		return Head{}, err

@@ -420,3 +420,58 @@ func TestCheckpointFormat(t *testing.T) {
 		t.Fatalf("decoded %+v, %v", cp, err)
 	}
 }
+
+// TestResnapshotCancelledMidway cuts a resnapshot short during its reads
+// and restarts the source without the request (what cancelling it does):
+// the slot created for it is dropped, the source streams on from the
+// stored position, and both topics still replay to the tables (the rows
+// already read again are harmless).
+func TestResnapshotCancelledMidway(t *testing.T) {
+	dsn, db := newDB(t, resnapSchema)
+	emb := startBroker(t, t.TempDir(), "127.0.0.1:0")
+	defer emb.Close()
+	addr := emb.Addr()
+	cfg := testConfig(dsn, "t", "o")
+	run := startCapture(t, addr, cfg)
+	waitImage(t, addr, dsn, "public.t", []string{"id"})
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	exec(t, db, `UPDATE o SET ver = ver + 1 WHERE id <= 3; UPDATE t SET ver = ver + 1 WHERE id <= 3;`)
+	cfg.Resnapshot = &ResnapshotRequest{ID: 1, Tables: []cdc.TableID{{Schema: "public", Name: "t"}}}
+	dying := startCaptureOf(t, addr, &dyingSource{Source: New(cfg), reads: 5})
+	<-dying.done
+	if dying.err == nil || !strings.Contains(dying.err.Error(), "simulated crash") {
+		t.Fatalf("run ended with %v, want the simulated crash", dying.err)
+	}
+	if n := countOp(kafkaRecords(t, addr, "public.t"), cdc.OpRead); n <= 1500 {
+		t.Fatalf("t has %d snapshot reads: the reads were not cut short", n)
+	}
+	waitSlotsIdle(t, cfg)
+
+	exec(t, db, `DELETE FROM t WHERE id <= 50; UPDATE o SET ver = ver + 1 WHERE id <= 100;`)
+	ev := &resnapEvents{}
+	cfg.Resnapshot, cfg.OnResnapshot = nil, ev.on
+	run = startCapture(t, addr, cfg)
+	exec(t, db, `UPDATE t SET ver = ver + 1 WHERE id BETWEEN 100 AND 110; DELETE FROM o WHERE id = 7;`)
+	tRecs := waitImage(t, addr, dsn, "public.t", []string{"id"})
+	oRecs := waitImage(t, addr, dsn, "public.o", []string{"id"})
+	checkNoGaps(t, "t", tRecs)
+	checkNoGaps(t, "o", oRecs)
+	if n := countOp(oRecs, cdc.OpRead); n != 300 {
+		t.Errorf("o has %d snapshot reads, want only the initial 300", n)
+	}
+	if n := countOp(tRecs, cdc.OpRead); n >= 3000 {
+		t.Errorf("t has %d snapshot reads: the cancelled request was carried out", n)
+	}
+	waitOneSlot(t, cfg, cfg.Slot)
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if cp := storedCheckpoint(t, addr); cp.Resnapshot != 0 || cp.Slot != cfg.Slot {
+		t.Fatalf("stored checkpoint %+v, want resnapshot 0 on %s", cp, cfg.Slot)
+	}
+	if len(ev.events) != 0 {
+		t.Errorf("OnResnapshot calls %v without a request", ev.events)
+	}
+}

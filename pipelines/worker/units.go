@@ -45,9 +45,10 @@ type Unit struct {
 	// Generation restarts a running unit when it changes (a restart
 	// action), even with the same spec.
 	Generation int
-	// Resnapshot is a source's latest resnapshot request, done or not: a
-	// new one (another ID) restarts the source, which reads its tables
-	// again unless its stored position says it did.
+	// Resnapshot is a source's latest resnapshot request, done, cancelled
+	// or not: a new one (another ID) or its cancellation restarts the
+	// source, which reads its tables again unless its stored position says
+	// it did (a cancelled request is not handed to the source).
 	Resnapshot *Resnapshot
 }
 
@@ -62,6 +63,9 @@ type Resnapshot struct {
 	// CompletedAt is set once the source's position recording the
 	// request is durable.
 	CompletedAt *time.Time `json:"completed_at,omitempty"`
+	// CancelledAt is set when an operator cancelled the request before it
+	// completed: the source streams on without it.
+	CancelledAt *time.Time `json:"cancelled_at,omitempty"`
 }
 
 func (r *Resnapshot) id() int64 {
@@ -71,11 +75,22 @@ func (r *Resnapshot) id() int64 {
 	return r.ID
 }
 
+// active is the request the source should be given: r, unless it was
+// cancelled.
+func (r *Resnapshot) active() *Resnapshot {
+	if r == nil || r.CancelledAt != nil {
+		return nil
+	}
+	return r
+}
+
 // Resnapshot states.
 const (
 	ResnapshotPending = "pending" // requested; the source has not started it (not running, or restarting)
 	ResnapshotRunning = "running" // the source reads the tables again
 	ResnapshotDone    = "done"    // complete and durable
+	// ResnapshotCancelled: an operator cancelled it before it completed.
+	ResnapshotCancelled = "cancelled"
 )
 
 // ResnapshotStatus is the latest resnapshot request and how far it got.
@@ -139,7 +154,7 @@ func (r *running) resnapshotEvent(id int64, done bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := r.status.Resnapshot
-	if old == nil || old.ID != id {
+	if old == nil || old.ID != id || old.State == ResnapshotCancelled {
 		return
 	}
 	// Copy on write: statuses handed out share the old value.
@@ -173,8 +188,11 @@ func (r *running) setResnapshot(req *Resnapshot) {
 		rs = ResnapshotStatus{Resnapshot: *req, State: ResnapshotPending}
 		rs.Tables = append([]string(nil), req.Tables...)
 	}
-	if req.CompletedAt != nil {
+	switch {
+	case req.CompletedAt != nil:
 		rs.State, rs.CompletedAt = ResnapshotDone, req.CompletedAt
+	case req.CancelledAt != nil && rs.State != ResnapshotDone:
+		rs.State, rs.CancelledAt = ResnapshotCancelled, req.CancelledAt
 	}
 	// Copy on write: statuses handed out share the old value.
 	r.status.Resnapshot = &rs
@@ -273,7 +291,7 @@ func (w *Worker) reconcile(ctx context.Context, env *runEnv) {
 		u, ok := desired[k]
 		if r.cancel != nil && (!ok || u.Desired != StateRunning || u.Version != r.unit.Version ||
 			u.SourceVersion != r.unit.SourceVersion || u.Generation != r.unit.Generation ||
-			u.Resnapshot.id() != r.unit.Resnapshot.id()) {
+			u.Resnapshot.active().id() != r.unit.Resnapshot.active().id()) {
 			stop = append(stop, stopping{r.cancel, r.done})
 			r.cancel = nil
 		}
@@ -338,7 +356,7 @@ func (w *Worker) start(ctx context.Context, env *runEnv, r *running) {
 			w.stats[u.Name] = stats
 		}
 		run = func(ctx context.Context) error {
-			return w.runSource(ctx, u.Source, u.Resnapshot, r.resnapshotEvent, env, stats, r.log)
+			return w.runSource(ctx, u.Source, u.Resnapshot.active(), r.resnapshotEvent, env, stats, r.log)
 		}
 	case spec.KindPipeline:
 		stats := w.pipelineStats[u.Name]
