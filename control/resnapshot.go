@@ -154,7 +154,7 @@ func (s *Server) resnapshotDone(source string, req *worker.Resnapshot) bool {
 		return true
 	}
 	st, ok := s.Runtime.Status(spec.KindSource, source)
-	return ok && st.Resnapshot != nil && st.Resnapshot.ID == req.ID && st.Resnapshot.State == worker.ResnapshotDone
+	return ok && st.Resnapshot != nil && st.Resnapshot.Resnapshot.Same(req) && st.Resnapshot.State == worker.ResnapshotDone
 }
 
 // recordResnapshots stores the completion of resnapshot requests the
@@ -165,11 +165,11 @@ func (s *Server) recordResnapshots(ctx context.Context) {
 			continue
 		}
 		st, ok := s.Runtime.Status(spec.KindSource, h.Name)
-		if !ok || st.Resnapshot == nil || st.Resnapshot.ID != h.Resnapshot.ID ||
+		if !ok || st.Resnapshot == nil || !st.Resnapshot.Resnapshot.Same(h.Resnapshot) ||
 			st.Resnapshot.State != worker.ResnapshotDone || st.Resnapshot.CompletedAt == nil {
 			continue
 		}
-		if err := s.Store.CompleteResnapshot(ctx, h.Name, h.Resnapshot.ID, *st.Resnapshot.CompletedAt); err != nil && ctx.Err() == nil {
+		if err := s.Store.CompleteResnapshot(ctx, h.Name, h.Resnapshot, *st.Resnapshot.CompletedAt); err != nil && ctx.Err() == nil {
 			s.Logger.Warn("recording a completed resnapshot failed", "source", h.Name, "err", err)
 		}
 	}

@@ -52,11 +52,14 @@ func TestResnapshotAPI(t *testing.T) {
 	if after, _, _ := s.Store.Get(spec.KindSource, "src"); !after.UpdatedAt.Equal(before.UpdatedAt) || after.Resnapshot.ID != 1 {
 		t.Fatalf("a repeated request changed the head: %+v, before %+v", after, before)
 	}
-	if u, _ := rt.unit(spec.KindSource, "src"); u.Resnapshot.ID != 1 {
-		t.Fatalf("after a repeated request the runtime got resnapshot %+v, want 1", u.Resnapshot)
+	if u2, _ := rt.unit(spec.KindSource, "src"); !u2.Resnapshot.Same(u.Resnapshot) || u.Resnapshot.Nonce == "" {
+		t.Fatalf("after a repeated request the runtime got resnapshot %+v, want %+v with a nonce", u2.Resnapshot, u.Resnapshot)
 	}
 	// Request 1 is not done: request 2 replaces it and includes its tables.
 	call{"POST", path, admin, js, `{"tables": ["t1"]}`, 202, "resnapshot 2 of public.t2, public.t1 accepted (with the tables of resnapshot 1"}.do(t, h)
+	if u2, _ := rt.unit(spec.KindSource, "src"); u2.Resnapshot.ID != 2 || u2.Resnapshot.Nonce == "" || u2.Resnapshot.Nonce == u.Resnapshot.Nonce {
+		t.Fatalf("request 2 is %+v, after %+v: want a nonce of its own", u2.Resnapshot, u.Resnapshot)
+	}
 	rt.mu.Lock()
 	rt.resnapDone = map[string]int64{"src": 2}
 	rt.mu.Unlock()

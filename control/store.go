@@ -2,6 +2,8 @@ package control
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -198,7 +200,7 @@ func (s *Store) SetDesired(ctx context.Context, kind spec.Kind, name string, st 
 func (s *Store) RequestResnapshot(ctx context.Context, name string, tables []string,
 	prevDone func(*worker.Resnapshot) bool) (req worker.Resnapshot, repeated bool, err error) {
 	_, err = s.update(ctx, spec.KindSource, name, func(h *Head) bool {
-		req = worker.Resnapshot{ID: 1, RequestedAt: time.Now().UTC()}
+		req = worker.Resnapshot{ID: 1, Nonce: newNonce(), RequestedAt: time.Now().UTC()}
 		if prev := h.Resnapshot; prev != nil {
 			req.ID = prev.ID + 1
 			if prev.CompletedAt == nil && prev.CancelledAt == nil && !prevDone(prev) {
@@ -219,6 +221,15 @@ func (s *Store) RequestResnapshot(ctx context.Context, name string, tables []str
 		return true
 	})
 	return req, repeated, err
+}
+
+// newNonce returns a random nonce for a resnapshot request: with its ID it
+// identifies the request in the source's stored position, which keeps
+// IDs of requests from before a rebuilt configs topic.
+func newNonce() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
 }
 
 // sameTables tells whether a and b name the same tables, in any order.
@@ -275,17 +286,17 @@ func (s *Store) CancelResnapshot(ctx context.Context, name string,
 	return req, err
 }
 
-// CompleteResnapshot records that resnapshot id of source name is
-// complete; a later request or a recorded completion stays as it is.
-func (s *Store) CompleteResnapshot(ctx context.Context, name string, id int64, at time.Time) error {
+// CompleteResnapshot records that resnapshot request req of source name
+// is complete; another request or a recorded completion stays as it is.
+func (s *Store) CompleteResnapshot(ctx context.Context, name string, req *worker.Resnapshot, at time.Time) error {
 	s.mu.Lock()
 	h, ok := s.heads[key{spec.KindSource, name}]
 	s.mu.Unlock()
-	if !ok || h.Resnapshot == nil || h.Resnapshot.ID != id || h.Resnapshot.CompletedAt != nil {
+	if !ok || !h.Resnapshot.Same(req) || h.Resnapshot.CompletedAt != nil {
 		return nil
 	}
 	_, err := s.update(ctx, spec.KindSource, name, func(h *Head) bool {
-		if h.Resnapshot == nil || h.Resnapshot.ID != id || h.Resnapshot.CompletedAt != nil {
+		if !h.Resnapshot.Same(req) || h.Resnapshot.CompletedAt != nil {
 			return false
 		}
 		r := *h.Resnapshot

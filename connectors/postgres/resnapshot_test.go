@@ -300,6 +300,26 @@ func TestResnapshotWhileStreaming(t *testing.T) {
 	if err := run.stop(t); err != nil {
 		t.Fatal(err)
 	}
+
+	// The same ID with another nonce is another request (as after the
+	// configs topic was rebuilt with the offsets topic kept): it is
+	// carried out, not passed for done.
+	waitSlotsIdle(t, cfg)
+	ev = &resnapEvents{}
+	cfg.Resnapshot = &ResnapshotRequest{ID: 1, Nonce: "after-rebuild", Tables: []cdc.TableID{{Schema: "public", Name: "t"}}}
+	cfg.OnResnapshot = ev.on
+	run = startCapture(t, addr, cfg)
+	waitFor(t, 45*time.Second, "the new request 1 to be durable", func() bool { return ev.has("1:true") })
+	tRecs3 := waitImage(t, addr, dsn, "public.t", []string{"id"})
+	if n, was := countOp(tRecs3, cdc.OpRead), countOp(tRecs2, cdc.OpRead); n != was+1490 {
+		t.Errorf("t: %d snapshot reads, before %d: want the 1490 rows read again", n, was)
+	}
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if cp := storedCheckpoint(t, addr); cp.resnapshot() != (resnapID{1, "after-rebuild"}) || cp.Slot != cfg.Slot {
+		t.Fatalf("stored checkpoint %+v, want the new request 1 on %s", cp, cfg.Slot)
+	}
 }
 
 func slicesIndexOp(recs []cdc.Record, op cdc.Op) int {
@@ -406,18 +426,65 @@ func TestResnapshotOfUncapturedTable(t *testing.T) {
 }
 
 // TestCheckpointFormat: checkpoints written before resnapshots existed
-// read as "no request done", and the field round-trips.
+// read as "no request done", those written before nonces as the ID alone,
+// and the fields round-trip.
 func TestCheckpointFormat(t *testing.T) {
 	cp, lsn, err := decodeCheckpoint(cdc.Position(`{"v":1,"slot":"s","lsn":"0/1A2B"}`))
-	if err != nil || cp.Resnapshot != 0 || cp.Slot != "s" || lsn != 0x1A2B {
+	if err != nil || cp.resnapshot() != (resnapID{}) || cp.Slot != "s" || lsn != 0x1A2B {
 		t.Fatalf("old checkpoint: %+v, %s, %v", cp, lsn, err)
 	}
-	b := encodeCheckpoint("s2", 0x10, 7)
-	if string(b) != `{"v":1,"slot":"s2","lsn":"0/10","resnapshot":7}` {
+	cp, _, err = decodeCheckpoint(cdc.Position(`{"v":1,"slot":"s","lsn":"0/1A2B","resnapshot":3}`))
+	if err != nil || cp.resnapshot() != (resnapID{ID: 3}) {
+		t.Fatalf("checkpoint without a nonce: %+v, %v", cp, err)
+	}
+	b := encodeCheckpoint("s2", 0x10, resnapID{7, "n7"})
+	if string(b) != `{"v":1,"slot":"s2","lsn":"0/10","resnapshot":7,"resnapshot_nonce":"n7"}` {
 		t.Fatalf("encoded %s", b)
 	}
-	if cp, _, err := decodeCheckpoint(b); err != nil || cp.Resnapshot != 7 {
+	if cp, _, err := decodeCheckpoint(b); err != nil || cp.resnapshot() != (resnapID{7, "n7"}) {
 		t.Fatalf("decoded %+v, %v", cp, err)
+	}
+}
+
+// TestResnapshotDoneOnlyIfRecorded: a request is done only when the stored
+// checkpoint records that very request (ID and nonce). A request with an
+// ID at or below the recorded one but another nonce (the configs topic,
+// which keeps the IDs, was rebuilt while the offsets topic was kept) is
+// carried out, not passed for done.
+func TestResnapshotDoneOnlyIfRecorded(t *testing.T) {
+	tbl := cdc.TableID{Schema: "public", Name: "t"}
+	for _, tc := range []struct {
+		name     string
+		recorded resnapID
+		req      ResnapshotRequest
+		done     bool
+	}{
+		{"the recorded request", resnapID{5, "a"}, ResnapshotRequest{ID: 5, Nonce: "a"}, true},
+		{"same id, another nonce", resnapID{5, "a"}, ResnapshotRequest{ID: 5, Nonce: "b"}, false},
+		{"lower id after the configs topic was rebuilt", resnapID{5, "a"}, ResnapshotRequest{ID: 1, Nonce: "c"}, false},
+		{"higher id", resnapID{5, "a"}, ResnapshotRequest{ID: 6, Nonce: "d"}, false},
+		{"nothing recorded", resnapID{}, ResnapshotRequest{ID: 1, Nonce: "e"}, false},
+		{"from before nonces", resnapID{ID: 2}, ResnapshotRequest{ID: 2}, true},
+		{"an old checkpoint, a new request", resnapID{ID: 2}, ResnapshotRequest{ID: 2, Nonce: "f"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := &resnapEvents{}
+			req := tc.req
+			req.Tables = []cdc.TableID{tbl}
+			s := New(Config{Tables: []cdc.TableID{tbl}, Resnapshot: &req, OnResnapshot: ev.on, Logger: testLogger()})
+			s.tables[tbl] = &tableMeta{id: tbl}
+			s.resnapDone = tc.recorded
+			got := s.pendingResnapshot()
+			if done := got == nil; done != tc.done {
+				t.Fatalf("done %v, want %v (pending %+v)", done, tc.done, got)
+			}
+			if tc.done != ev.has(fmt.Sprintf("%d:true", req.ID)) {
+				t.Errorf("OnResnapshot calls %v", ev.events)
+			}
+			if !tc.done && got.ident() != req.ident() {
+				t.Errorf("pending %+v, want request %+v", got, req)
+			}
+		})
 	}
 }
 

@@ -27,9 +27,9 @@ type snapshot struct {
 	// tables are the tables to read: every captured table, or those of a
 	// resnapshot request.
 	tables []cdc.TableID
-	// completes is the resnapshot request this snapshot carries out (0:
-	// none); its end makes checkpoints record it.
-	completes int64
+	// completes is the resnapshot request this snapshot carries out
+	// (zero: none); its end makes checkpoints record it.
+	completes resnapID
 
 	idx     int              // current table in tables
 	schema  *cdc.TableSchema // current table, nil until loaded
@@ -103,7 +103,9 @@ func (s *Source) readSnapshot(ctx context.Context) (cdc.Batch, error) {
 	}
 	start := sn.startLSN
 	s.snap = nil
-	s.resnapDone = max(s.resnapDone, sn.completes)
+	if sn.completes.ID != 0 {
+		s.resnapDone = sn.completes
+	}
 	s.log.Info("snapshot done; streaming", "from", start, "took", time.Since(sn.at).Round(time.Millisecond))
 	if err := s.startStream(ctx, start, 0); err != nil {
 		return cdc.Batch{}, err

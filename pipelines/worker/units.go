@@ -57,6 +57,10 @@ type Unit struct {
 type Resnapshot struct {
 	// ID increases with every request of a source.
 	ID int64 `json:"id"`
+	// Nonce is random: with the ID it identifies the request in the
+	// source's stored position, which is kept apart from the IDs (see
+	// postgres.ResnapshotRequest).
+	Nonce string `json:"nonce,omitempty"`
 	// Tables are schema.table names the source captures.
 	Tables      []string  `json:"tables"`
 	RequestedAt time.Time `json:"requested_at"`
@@ -68,11 +72,13 @@ type Resnapshot struct {
 	CancelledAt *time.Time `json:"cancelled_at,omitempty"`
 }
 
-func (r *Resnapshot) id() int64 {
-	if r == nil {
-		return 0
+// Same tells whether r and o are the same request (ID and nonce); nil is
+// no request.
+func (r *Resnapshot) Same(o *Resnapshot) bool {
+	if r == nil || o == nil {
+		return r == o
 	}
-	return r.ID
+	return r.ID == o.ID && r.Nonce == o.Nonce
 }
 
 // active is the request the source should be given: r, unless it was
@@ -182,7 +188,7 @@ func (r *running) setResnapshot(req *Resnapshot) {
 		return
 	}
 	var rs ResnapshotStatus
-	if old := r.status.Resnapshot; old != nil && old.ID == req.ID {
+	if old := r.status.Resnapshot; old != nil && old.Resnapshot.Same(req) {
 		rs = *old
 	} else {
 		rs = ResnapshotStatus{Resnapshot: *req, State: ResnapshotPending}
@@ -291,7 +297,7 @@ func (w *Worker) reconcile(ctx context.Context, env *runEnv) {
 		u, ok := desired[k]
 		if r.cancel != nil && (!ok || u.Desired != StateRunning || u.Version != r.unit.Version ||
 			u.SourceVersion != r.unit.SourceVersion || u.Generation != r.unit.Generation ||
-			u.Resnapshot.active().id() != r.unit.Resnapshot.active().id()) {
+			!u.Resnapshot.active().Same(r.unit.Resnapshot.active())) {
 			stop = append(stop, stopping{r.cancel, r.done})
 			r.cancel = nil
 		}

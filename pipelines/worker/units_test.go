@@ -57,8 +57,15 @@ func TestResnapshotStatus(t *testing.T) {
 	if got := state(); got != ResnapshotDone {
 		t.Fatalf("completion recorded in the control state: state %q, want done", got)
 	}
-	if id := (*Resnapshot)(nil).id(); id != 0 {
-		t.Fatalf("no request has ID %d, want 0", id)
+	var none *Resnapshot
+	if !none.Same(nil) || none.Same(&Resnapshot{ID: 2}) || (&Resnapshot{ID: 2, Nonce: "a"}).Same(&Resnapshot{ID: 2, Nonce: "b"}) ||
+		!(&Resnapshot{ID: 2, Nonce: "a"}).Same(&Resnapshot{ID: 2, Nonce: "a"}) {
+		t.Fatal("Same does not compare ID and nonce")
+	}
+	// The same ID with another nonce is another request: pending again.
+	set(&Resnapshot{ID: 2, Nonce: "other", Tables: []string{"public.b"}})
+	if got := state(); got != ResnapshotPending {
+		t.Fatalf("another request with the same ID: state %q, want pending", got)
 	}
 }
 

@@ -178,7 +178,7 @@ func (w *Worker) runSource(ctx context.Context, src *spec.Source, resnap *Resnap
 	}
 	var req *postgres.ResnapshotRequest
 	if resnap != nil {
-		req = &postgres.ResnapshotRequest{ID: resnap.ID}
+		req = &postgres.ResnapshotRequest{ID: resnap.ID, Nonce: resnap.Nonce}
 		for i, t := range resnap.Tables {
 			id, err := cdc.ParseTableID(t, spec.DefaultSchema)
 			if err != nil {
