@@ -266,7 +266,8 @@ func (s *Source) Open(ctx context.Context, from cdc.Position) error {
 			// We confirm only what is stored, so our slot is never ahead of
 			// the stored position: this one was re-created since.
 			return cdc.Permanent(fmt.Errorf("replication slot %q is at %s, ahead of the stored position %s: it was re-created "+
-				"and the changes in between are lost to it. Set snapshot: when_needed (or re-snapshot) to rebuild",
+				"and the changes in between are lost to it. Set snapshot: when_needed to rebuild from a new snapshot of every "+
+				"table (a resnapshot cannot: it resumes this slot from the stored position first)",
 				cp.Slot, slots[cp.Slot].confirmed, lsn))
 		case slots[cp.Slot].exists && slots[cp.Slot].confirmed > lsn:
 			s.log.Warn("replication slot is ahead of the stored position (a snapshot was cut short); taking a new snapshot",
@@ -290,7 +291,8 @@ func (s *Source) Open(ctx context.Context, from cdc.Position) error {
 			s.log.Warn("replication slot is gone; taking a new snapshot (snapshot: when_needed)", "slot", cp.Slot, "stored_lsn", lsn)
 		default:
 			return cdc.Permanent(fmt.Errorf("replication slot %q was dropped underneath Sluice: changes after LSN %s are lost to it. "+
-				"Set snapshot: when_needed (or re-snapshot the source) to rebuild from a new snapshot", cp.Slot, lsn))
+				"Set snapshot: when_needed to rebuild from a new snapshot of every table (a resnapshot cannot: it resumes this "+
+				"slot from the stored position first)", cp.Slot, lsn))
 		}
 	} else {
 		resnap = s.pendingResnapshot()
