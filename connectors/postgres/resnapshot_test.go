@@ -544,3 +544,245 @@ func TestResnapshotCancelledMidway(t *testing.T) {
 		t.Errorf("OnResnapshot calls %v without a request", ev.events)
 	}
 }
+
+// storedPosition reads the source's stored checkpoint as a position to
+// Open from.
+func storedPosition(t *testing.T, addr string) cdc.Position {
+	t.Helper()
+	cp := storedCheckpoint(t, addr)
+	lsn, err := pglogrepl.ParseLSN(cp.LSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return encodeCheckpoint(cp.Slot, lsn, cp.resnapshot())
+}
+
+// TestResnapshotKeepsOldSlotUntilNewOneIsDurable drives a source by hand
+// through a resnapshot and acknowledges the checkpoints of the slot it
+// harvests: those say nothing about the new slot, so the old slot must
+// stay (a crash before the checkpoint at P is stored resumes on it). Only
+// once a checkpoint of the new slot is acknowledged is the old one dropped.
+func TestResnapshotKeepsOldSlotUntilNewOneIsDurable(t *testing.T) {
+	dsn, db := newDB(t, resnapSchema)
+	emb := startBroker(t, t.TempDir(), "127.0.0.1:0")
+	defer emb.Close()
+	addr := emb.Addr()
+	cfg := testConfig(dsn, "t", "o")
+	run := startCapture(t, addr, cfg)
+	waitImage(t, addr, dsn, "public.t", []string{"id"})
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	waitSlotsIdle(t, cfg)
+	// Transactions for the harvest of the current slot, which makes
+	// checkpoints of it.
+	for range 3 {
+		exec(t, db, `UPDATE o SET ver = ver + 1 WHERE id <= 5`)
+	}
+	ev := &resnapEvents{}
+	cfg.Resnapshot = &ResnapshotRequest{ID: 1, Nonce: "n", Tables: []cdc.TableID{{Schema: "public", Name: "t"}}}
+	cfg.OnResnapshot = ev.on
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	s := New(cfg)
+	defer s.Close(context.Background())
+	if err := s.Open(ctx, storedPosition(t, addr)); err != nil {
+		t.Fatal(err)
+	}
+	oldSlot, newSlot := cfg.Slot, altSlotName(cfg.Slot)
+	var atP cdc.Position
+	harvested := 0
+	for atP == nil {
+		b, err := s.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Checkpoint == nil {
+			continue
+		}
+		cp, _, err := decodeCheckpoint(b.Checkpoint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch cp.Slot {
+		case oldSlot:
+			harvested++
+			if err := s.Ack(ctx, b.Checkpoint); err != nil {
+				t.Fatal(err)
+			}
+		case newSlot:
+			if cp.resnapshot() != (resnapID{1, "n"}) {
+				t.Fatalf("the checkpoint at P is %+v, want it to record request 1", cp)
+			}
+			atP = b.Checkpoint
+		}
+	}
+	if harvested == 0 {
+		t.Fatal("the harvest of the old slot made no checkpoint")
+	}
+	// Streaming from the new slot, with only the old slot's checkpoints
+	// acknowledged: the old slot stays.
+	readOne := func() {
+		t.Helper()
+		exec(t, db, `UPDATE o SET ver = ver + 1 WHERE id = 1`)
+		for {
+			b, err := s.Read(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b.Records) > 0 {
+				return
+			}
+		}
+	}
+	readOne()
+	readOne()
+	if got := ourSlots(t, cfg); len(got) != 2 {
+		t.Fatalf("slots %v after acknowledging only the old slot's checkpoints: the old slot must stay", got)
+	}
+	if ev.has("1:true") {
+		t.Fatalf("OnResnapshot calls %v: the request is not durable yet", ev.events)
+	}
+	if err := s.Ack(ctx, atP); err != nil {
+		t.Fatal(err)
+	}
+	readOne()
+	if got := ourSlots(t, cfg); len(got) != 1 || got[0] != newSlot {
+		t.Fatalf("slots %v after the checkpoint at P was acknowledged, want only %s", got, newSlot)
+	}
+	if !ev.has("1:true") {
+		t.Fatalf("OnResnapshot calls %v, want 1:true", ev.events)
+	}
+}
+
+// TestResnapshotWithSnapshotNever: a source with snapshot: never reads
+// only the requested tables. On a first run without a slot it reads them
+// before streaming; with a slot left but no stored position (Kafka state
+// lost) it streams that slot up to the new consistent point first, as
+// when resuming.
+func TestResnapshotWithSnapshotNever(t *testing.T) {
+	dsn, db := newDB(t, resnapSchema)
+	emb := startBroker(t, t.TempDir(), "127.0.0.1:0")
+	defer emb.Close()
+	addr := emb.Addr()
+	cfg := testConfig(dsn, "t", "o")
+	cfg.Snapshot = SnapshotNever
+	ev := &resnapEvents{}
+	cfg.Resnapshot = &ResnapshotRequest{ID: 1, Nonce: "a", Tables: []cdc.TableID{{Schema: "public", Name: "t"}}}
+	cfg.OnResnapshot = ev.on
+
+	// No slot: the tables asked for, then the stream.
+	run := startCapture(t, addr, cfg)
+	waitFor(t, 45*time.Second, "request 1 to be durable", func() bool { return ev.has("1:true") })
+	exec(t, db, `UPDATE t SET ver = ver + 1 WHERE id <= 3; UPDATE o SET ver = ver + 1 WHERE id <= 3;`)
+	tRecs := waitImage(t, addr, dsn, "public.t", []string{"id"})
+	if n := countOp(tRecs, cdc.OpRead); n != 1500 {
+		t.Errorf("t: %d snapshot reads, want its 1500 rows", n)
+	}
+	waitFor(t, 30*time.Second, "o's changes", func() bool { return countOp(kafkaRecords(t, addr, "public.o"), cdc.OpUpdate) == 3 })
+	if n := countOp(kafkaRecords(t, addr, "public.o"), cdc.OpRead); n != 0 {
+		t.Errorf("o: %d snapshot reads with snapshot: never, want none", n)
+	}
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if cp := storedCheckpoint(t, addr); cp.resnapshot() != (resnapID{1, "a"}) || cp.Slot != cfg.Slot {
+		t.Fatalf("stored checkpoint %+v, want request 1 on %s", cp, cfg.Slot)
+	}
+	if s := ourSlots(t, cfg); len(s) != 1 || s[0] != cfg.Slot {
+		t.Fatalf("slots %v, want only %s", s, cfg.Slot)
+	}
+	waitSlotsIdle(t, cfg)
+
+	// The slot is left, the stored position is not (a new Kafka):
+	// changes waiting in the slot come first, then t's rows as of P.
+	exec(t, db, `UPDATE t SET ver = ver + 1 WHERE id <= 5; DELETE FROM t WHERE id = 1500; UPDATE o SET ver = ver + 1 WHERE id <= 2;`)
+	emb2 := startBroker(t, t.TempDir(), "127.0.0.1:0")
+	defer emb2.Close()
+	addr2 := emb2.Addr()
+	ev = &resnapEvents{}
+	cfg.Resnapshot = &ResnapshotRequest{ID: 2, Nonce: "b", Tables: []cdc.TableID{{Schema: "public", Name: "t"}}}
+	cfg.OnResnapshot = ev.on
+	run = startCapture(t, addr2, cfg)
+	waitFor(t, 45*time.Second, "request 2 to be durable", func() bool { return ev.has("2:true") })
+	exec(t, db, `UPDATE t SET ver = ver + 1 WHERE id = 7`)
+	tRecs = waitImage(t, addr2, dsn, "public.t", []string{"id"})
+	if n := countOp(tRecs, cdc.OpRead); n != 1499 {
+		t.Errorf("t: %d snapshot reads, want its 1499 rows", n)
+	}
+	if n := countOp(tRecs, cdc.OpUpdate); n < 6 {
+		t.Errorf("t: %d updates, want the 5 waiting in the old slot and the one after", n)
+	}
+	checkResnapshotOrder(t, "t", tRecs, slicesIndexOp(tRecs, cdc.OpRead))
+	if n := countOp(kafkaRecords(t, addr2, "public.o"), cdc.OpRead); n != 0 {
+		t.Errorf("o: %d snapshot reads with snapshot: never, want none", n)
+	}
+	waitOneSlot(t, cfg, altSlotName(cfg.Slot))
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if cp := storedCheckpoint(t, addr2); cp.resnapshot() != (resnapID{2, "b"}) || cp.Slot != altSlotName(cfg.Slot) {
+		t.Fatalf("stored checkpoint %+v, want request 2 on the alternate slot", cp)
+	}
+}
+
+// TestResnapshotSupersededMidway cuts request 1 short during its reads (as
+// the worker's restart for a newer request does at any point) and starts
+// the source with request 2, which names request 1's tables too (the
+// control plane merges them): request 2 is carried out from the stored
+// position, request 1 is never reported done, and nothing is lost.
+func TestResnapshotSupersededMidway(t *testing.T) {
+	dsn, db := newDB(t, resnapSchema)
+	emb := startBroker(t, t.TempDir(), "127.0.0.1:0")
+	defer emb.Close()
+	addr := emb.Addr()
+	cfg := testConfig(dsn, "t", "o")
+	run := startCapture(t, addr, cfg)
+	waitImage(t, addr, dsn, "public.t", []string{"id"})
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	exec(t, db, `UPDATE o SET ver = ver + 1 WHERE id <= 3; UPDATE t SET ver = ver + 1 WHERE id <= 3;`)
+	ev := &resnapEvents{}
+	cfg.Resnapshot = &ResnapshotRequest{ID: 1, Nonce: "a", Tables: []cdc.TableID{{Schema: "public", Name: "t"}}}
+	cfg.OnResnapshot = ev.on
+	dying := startCaptureOf(t, addr, &dyingSource{Source: New(cfg), reads: 5})
+	<-dying.done
+	if dying.err == nil || !strings.Contains(dying.err.Error(), "simulated crash") {
+		t.Fatalf("run ended with %v, want the simulated crash", dying.err)
+	}
+	if !ev.has("1:false") {
+		t.Fatalf("OnResnapshot calls %v: request 1 did not start", ev.events)
+	}
+	tReads := countOp(kafkaRecords(t, addr, "public.t"), cdc.OpRead)
+	if tReads <= 1500 {
+		t.Fatalf("t has %d snapshot reads: the reads were not cut short", tReads)
+	}
+	waitSlotsIdle(t, cfg)
+
+	exec(t, db, `DELETE FROM t WHERE id <= 20; UPDATE o SET ver = ver + 1 WHERE id <= 50; DELETE FROM o WHERE id = 300;`)
+	cfg.Resnapshot = &ResnapshotRequest{ID: 2, Nonce: "b", Tables: []cdc.TableID{{Schema: "public", Name: "o"}, {Schema: "public", Name: "t"}}}
+	run = startCapture(t, addr, cfg)
+	waitFor(t, 45*time.Second, "request 2 to be durable", func() bool { return ev.has("2:true") })
+	exec(t, db, `UPDATE o SET ver = ver + 1 WHERE id = 9; UPDATE t SET ver = ver + 1 WHERE id = 99;`)
+	tRecs := waitImage(t, addr, dsn, "public.t", []string{"id"})
+	oRecs := waitImage(t, addr, dsn, "public.o", []string{"id"})
+	checkNoGaps(t, "t", tRecs)
+	checkNoGaps(t, "o", oRecs)
+	if n := countOp(tRecs, cdc.OpRead); n != tReads+1480 {
+		t.Errorf("t: %d snapshot reads, want %d and its 1480 rows", n, tReads)
+	}
+	if n := countOp(oRecs, cdc.OpRead); n != 300+299 {
+		t.Errorf("o: %d snapshot reads, want the initial 300 and its 299 rows", n)
+	}
+	if ev.has("1:true") {
+		t.Errorf("OnResnapshot calls %v: request 1 was superseded, not done", ev.events)
+	}
+	waitOneSlot(t, cfg, altSlotName(cfg.Slot))
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if cp := storedCheckpoint(t, addr); cp.resnapshot() != (resnapID{2, "b"}) {
+		t.Fatalf("stored checkpoint %+v, want request 2", cp)
+	}
+}

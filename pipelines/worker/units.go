@@ -362,6 +362,9 @@ func (w *Worker) start(ctx context.Context, env *runEnv, r *running) {
 			w.stats[u.Name] = stats
 		}
 		run = func(ctx context.Context) error {
+			if w.runSourceFunc != nil {
+				return w.runSourceFunc(ctx, u, u.Resnapshot.active())
+			}
 			return w.runSource(ctx, u.Source, u.Resnapshot.active(), r.resnapshotEvent, env, stats, r.log)
 		}
 	case spec.KindPipeline:

@@ -1,8 +1,10 @@
 package worker
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -114,6 +116,83 @@ func TestResnapshotStatusNoRace(t *testing.T) {
 		read(st)
 		for _, st := range w.Statuses() {
 			read(st)
+		}
+	}
+}
+
+// TestReconcileRestartsSourceForResnapshot checks when the reconciler
+// restarts a running source for its resnapshot request: for a new request
+// (another ID, or the same ID with another nonce) and for a cancellation,
+// with the request the source gets (none once cancelled); not when only
+// the completion of the request it runs is recorded, nor for the same
+// request again.
+func TestReconcileRestartsSourceForResnapshot(t *testing.T) {
+	var mu sync.Mutex
+	var starts []*Resnapshot
+	stops := 0
+	w := &Worker{Logger: slog.New(slog.DiscardHandler)}
+	w.runSourceFunc = func(ctx context.Context, _ Unit, resnap *Resnapshot) error {
+		mu.Lock()
+		starts = append(starts, resnap)
+		mu.Unlock()
+		<-ctx.Done()
+		mu.Lock()
+		stops++
+		mu.Unlock()
+		return nil
+	}
+	defer w.stopAll()
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	req1 := &Resnapshot{ID: 1, Nonce: "a", Tables: []string{"public.t"}}
+	done1 := &Resnapshot{ID: 1, Nonce: "a", Tables: []string{"public.t"}, CompletedAt: &at}
+	req2 := &Resnapshot{ID: 2, Nonce: "b", Tables: []string{"public.t"}}
+	cancelled2 := &Resnapshot{ID: 2, Nonce: "b", Tables: []string{"public.t"}, CancelledAt: &at}
+	rebuilt := &Resnapshot{ID: 1, Nonce: "c", Tables: []string{"public.u"}}
+	for i, step := range []struct {
+		req     *Resnapshot
+		restart bool
+		gets    *Resnapshot // the request the (re)started source gets
+	}{
+		{nil, true, nil}, // the first start
+		{req1, true, req1},
+		{req1, false, nil},
+		{done1, false, nil},
+		{req2, true, req2},
+		{cancelled2, true, nil},
+		{cancelled2, false, nil},
+		{rebuilt, true, rebuilt},
+	} {
+		mu.Lock()
+		wantStarts, stopsBefore := len(starts), stops
+		mu.Unlock()
+		if step.restart {
+			wantStarts++
+		}
+		w.Set([]Unit{{Kind: spec.KindSource, Name: "src", Version: 1, Desired: StateRunning,
+			Source: &spec.Source{Name: "src"}, Resnapshot: step.req}})
+		w.reconcile(t.Context(), &runEnv{})
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			mu.Lock()
+			n, stopped := len(starts), stops-stopsBefore
+			var last *Resnapshot
+			if n > 0 {
+				last = starts[n-1]
+			}
+			mu.Unlock()
+			if n == wantStarts {
+				if wantStopped := map[bool]int{true: 1, false: 0}[step.restart && i > 0]; stopped != wantStopped {
+					t.Fatalf("step %d: the source was stopped %d times, want %d", i, stopped, wantStopped)
+				}
+				if step.restart && !last.Same(step.gets) {
+					t.Fatalf("step %d: the source got request %+v, want %+v", i, last, step.gets)
+				}
+				break
+			}
+			if n > wantStarts || time.Now().After(deadline) {
+				t.Fatalf("step %d: %d starts, want %d", i, n, wantStarts)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 }

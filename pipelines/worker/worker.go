@@ -46,6 +46,10 @@ type Worker struct {
 	changed       chan struct{} // signalled by Set
 	units         map[unitKey]*running
 	env           *runEnv // set once Kafka is reachable
+
+	// runSourceFunc, when set, runs a source unit instead of runSource
+	// (tests of the reconciler), with the request the source would get.
+	runSourceFunc func(ctx context.Context, u Unit, resnap *Resnapshot) error
 }
 
 // Stats returns the live counters of a source (nil if unknown).
