@@ -92,9 +92,15 @@ func (r *Resnapshot) active() *Resnapshot {
 
 // Resnapshot states.
 const (
-	ResnapshotPending = "pending" // requested; the source has not started it (not running, or restarting)
-	ResnapshotRunning = "running" // the source reads the tables again
-	ResnapshotDone    = "done"    // complete and durable
+	// ResnapshotPending: the source is not carrying it out: it has not
+	// started it yet (restarting for it, failing before it got there, or
+	// stopped), or it stopped or failed while at it and starts it again
+	// when it runs again.
+	ResnapshotPending = "pending"
+	// ResnapshotRunning: the source has been carrying it out since
+	// StartedAt (catching up to the consistent point, then reading).
+	ResnapshotRunning = "running"
+	ResnapshotDone    = "done" // complete and durable
 	// ResnapshotCancelled: an operator cancelled it before it completed.
 	ResnapshotCancelled = "cancelled"
 )
@@ -105,7 +111,8 @@ const (
 // that share it and are read without the unit's lock.
 type ResnapshotStatus struct {
 	Resnapshot
-	State     string     `json:"state"`
+	State string `json:"state"`
+	// StartedAt is when the source last started carrying it out.
 	StartedAt *time.Time `json:"started_at,omitempty"`
 }
 
@@ -147,6 +154,13 @@ func (r *running) setState(s State, err error) {
 	defer r.mu.Unlock()
 	if r.status.State != s {
 		r.status.State, r.status.Since = s, time.Now().UTC()
+	}
+	if rs := r.status.Resnapshot; s != StateRunning && rs != nil && rs.State == ResnapshotRunning {
+		// The source stopped or failed before the request was done: it
+		// starts it again when it runs again. Copy on write.
+		c := *rs
+		c.State = ResnapshotPending
+		r.status.Resnapshot = &c
 	}
 	if err != nil {
 		now := time.Now().UTC()

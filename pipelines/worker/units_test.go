@@ -42,6 +42,20 @@ func TestResnapshotStatus(t *testing.T) {
 	if got := state(); got != ResnapshotRunning || r.status.Resnapshot.StartedAt == nil {
 		t.Fatalf("started: %+v", r.status.Resnapshot)
 	}
+	first := *r.status.Resnapshot.StartedAt
+	r.setState(StateFailed, errors.New("connection lost"))
+	if got := state(); got != ResnapshotPending {
+		t.Fatalf("after the source failed while at it: state %q, want pending", got)
+	}
+	time.Sleep(time.Millisecond)
+	r.setState(StateRunning, nil)
+	if got := state(); got != ResnapshotPending {
+		t.Fatalf("the source runs again but has not started the request: state %q, want pending", got)
+	}
+	r.resnapshotEvent(1, false)
+	if got := state(); got != ResnapshotRunning || !r.status.Resnapshot.StartedAt.After(first) {
+		t.Fatalf("started again: %+v, first started at %s", r.status.Resnapshot, first)
+	}
 	r.resnapshotEvent(1, true)
 	if got := state(); got != ResnapshotDone || r.status.Resnapshot.CompletedAt == nil {
 		t.Fatalf("done: %+v", r.status.Resnapshot)
@@ -49,6 +63,10 @@ func TestResnapshotStatus(t *testing.T) {
 	r.resnapshotEvent(1, false) // a restart that finds it done reports done again, not started
 	if got := state(); got != ResnapshotDone {
 		t.Fatalf("a late start event: state %q, want done", got)
+	}
+	r.setState(StateStopped, nil)
+	if got := state(); got != ResnapshotDone {
+		t.Fatalf("a done request after the source stopped: state %q, want done", got)
 	}
 	set(&Resnapshot{ID: 2, Tables: []string{"public.b"}})
 	if got := state(); got != ResnapshotPending {
