@@ -42,7 +42,12 @@ type snapshot struct {
 }
 
 // beginSnapshot creates the slot with an exported snapshot and opens the
-// transaction that reads tables in it.
+// transaction that reads tables in it. The transaction and its locks are
+// held until the reads end, including, for a resnapshot, while the old
+// slot is streamed up to the consistent point first: the exported
+// snapshot can only be imported before the slot's connection runs
+// anything else, and a table rewritten after the consistent point but
+// before the lock would read as empty.
 func (s *Source) beginSnapshot(ctx context.Context, tables []cdc.TableID) error {
 	if _, err := s.createSlot(ctx, s.slot, "EXPORT_SNAPSHOT"); err != nil {
 		return err

@@ -408,10 +408,27 @@ func (s *Source) beginResnapshot(ctx context.Context, req *ResnapshotRequest, ol
 	}
 	s.harvest = &harvest{slot: oldSlot, from: from, until: s.snap.startLSN, all: true}
 	s.dropOld, s.oldSlot = oldSlot, oldSlot
+	var backlog uint64
+	if s.snap.startLSN > from {
+		backlog = uint64(s.snap.startLSN - from)
+	}
 	s.log.Info("resnapshot: streaming the current slot up to the new consistent point, then reading the tables again",
-		"resnapshot", req.ID, "tables", names, "old_slot", oldSlot, "from", from, "new_slot", s.slot, "until", s.snap.startLSN)
+		"resnapshot", req.ID, "tables", names, "old_slot", oldSlot, "from", from, "new_slot", s.slot, "until", s.snap.startLSN,
+		"catch_up_wal_bytes", backlog)
+	if backlog >= largeCatchUp {
+		// The snapshot transaction and its locks are already taken: they
+		// must be, from the consistent point on (see beginSnapshot).
+		s.log.Warn("resnapshot: a large WAL backlog to stream before the tables are read; meanwhile the chosen tables "+
+			"stay locked in ACCESS SHARE mode, so DDL on them (ALTER TABLE, DROP, TRUNCATE, VACUUM FULL) waits, and "+
+			"queries queued behind such DDL wait too", "resnapshot", req.ID, "tables", names, "catch_up_wal_bytes", backlog)
+	}
 	return nil
 }
+
+// largeCatchUp is the WAL backlog (bytes between the stored position and
+// a resnapshot's consistent point) above which the catch-up, during which
+// the chosen tables are locked, is worth a warning.
+const largeCatchUp = 1 << 30
 
 func (s *Source) notifyResnapshot(id int64, done bool) {
 	if s.cfg.OnResnapshot != nil {
