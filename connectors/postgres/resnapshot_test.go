@@ -395,7 +395,9 @@ func TestResnapshotCrashIsRedone(t *testing.T) {
 }
 
 // TestResnapshotOfUncapturedTable: a request naming only tables the source
-// no longer captures is done without reading anything.
+// no longer captures is done without reading anything, and at once: not
+// only at the next change or heartbeat, which on a quiet database may be
+// long in coming.
 func TestResnapshotOfUncapturedTable(t *testing.T) {
 	dsn, db := newDB(t, resnapSchema)
 	emb := startBroker(t, t.TempDir(), "127.0.0.1:0")
@@ -410,9 +412,14 @@ func TestResnapshotOfUncapturedTable(t *testing.T) {
 	ev := &resnapEvents{}
 	cfg.Resnapshot = &ResnapshotRequest{ID: 4, Tables: []cdc.TableID{{Schema: "public", Name: "t"}}}
 	cfg.OnResnapshot = ev.on
+	cfg.Heartbeat = time.Hour // no idle checkpoint
 	run = startCapture(t, emb.Addr(), cfg)
-	exec(t, db, `UPDATE o SET ver = ver + 1 WHERE id = 1`) // a checkpoint to record it
-	waitFor(t, 30*time.Second, "the request to be done", func() bool { return ev.has("4:true") })
+	waitFor(t, 5*time.Second, "the request to be done without a change", func() bool { return ev.has("4:true") })
+	if cp := storedCheckpoint(t, emb.Addr()); cp.Resnapshot != 4 {
+		t.Errorf("stored checkpoint %+v, want it to record request 4", cp)
+	}
+	exec(t, db, `UPDATE o SET ver = ver + 1 WHERE id = 1`)
+	waitImage(t, emb.Addr(), dsn, "public.o", []string{"id"})
 	if ev.has("4:false") {
 		t.Errorf("OnResnapshot calls %v: nothing should have started", ev.events)
 	}

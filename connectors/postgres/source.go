@@ -126,6 +126,10 @@ type Source struct {
 	oldSlot    string
 	resnapWant resnapID
 
+	// checkpointNow makes the stream return a checkpoint before anything
+	// else: what it records changed though the position did not.
+	checkpointNow bool
+
 	acked         atomic.Uint64 // highest LSN the runtime acknowledged
 	durable       atomic.Bool   // a checkpoint of the slot in use was acknowledged (the snapshot is on Kafka)
 	resnapWasDone atomic.Bool   // OnResnapshot was told the request is done
@@ -377,8 +381,11 @@ func (s *Source) pendingResnapshot() *ResnapshotRequest {
 		}
 	}
 	if len(tables) == 0 {
-		// Nothing to read: the next checkpoint records it as done.
+		// Nothing to read: the next checkpoint records it as done, and
+		// the stream makes one at once rather than at the next change,
+		// which may be long in coming on a quiet database.
 		s.resnapWant, s.resnapDone = req.ident(), req.ident()
+		s.checkpointNow = true
 		return nil
 	}
 	return &ResnapshotRequest{ID: req.ID, Nonce: req.Nonce, Tables: tables}

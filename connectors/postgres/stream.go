@@ -78,6 +78,12 @@ func (s *Source) startStream(ctx context.Context, from, resume pglogrepl.LSN) er
 func (s *Source) readStream(ctx context.Context) (cdc.Batch, error) {
 	var b cdc.Batch
 	st := &s.stream
+	if s.checkpointNow {
+		// Everything before st.lastCp is durable already (the stored
+		// position, or a snapshot's end): a checkpoint there is true.
+		s.checkpointNow = false
+		return cdc.Batch{Checkpoint: s.checkpointAt(st.slot, st.lastCp)}, nil
+	}
 	for {
 		if err := s.maybeSendStatus(ctx); err != nil {
 			return cdc.Batch{}, err
