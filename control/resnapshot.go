@@ -53,8 +53,7 @@ func (s *Server) resnapshot(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("source %q is %s; start it first: a resnapshot runs while the source streams", h.Name, h.Desired), nil)
 		return
 	}
-	req, repeated, err := s.Store.RequestResnapshot(r.Context(), h.Name, tables,
-		func(prev *worker.Resnapshot) bool { return s.resnapshotDone(h.Name, prev) })
+	req, repeated, err := s.Store.RequestResnapshot(r.Context(), h.Name, tables, s.runtimeDone(h.Name))
 	if err != nil {
 		problem(w, http.StatusServiceUnavailable, "cannot store the request", err.Error(), nil)
 		return
@@ -96,8 +95,7 @@ func (s *Server) cancelResnapshot(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	req, err := s.Store.CancelResnapshot(r.Context(), h.Name,
-		func(prev *worker.Resnapshot) bool { return s.resnapshotDone(h.Name, prev) })
+	req, err := s.Store.CancelResnapshot(r.Context(), h.Name, s.runtimeDone(h.Name))
 	switch {
 	case errors.Is(err, errNoResnapshot):
 		problem(w, http.StatusConflict, "not possible now", fmt.Sprintf("source %q has no resnapshot request to cancel", h.Name), nil)
@@ -148,13 +146,16 @@ func resnapshotTables(src *spec.Source, names []string) ([]string, []fieldProble
 	return out, probs
 }
 
-// resnapshotDone tells whether source finished a resnapshot request.
-func (s *Server) resnapshotDone(source string, req *worker.Resnapshot) bool {
-	if req.CompletedAt != nil {
-		return true
-	}
+// runtimeDone returns the resnapshot request the runtime reports source
+// finished (nil: none), which the store may not have recorded yet. It is
+// asked before the store's locks are taken.
+func (s *Server) runtimeDone(source string) *worker.Resnapshot {
 	st, ok := s.Runtime.Status(spec.KindSource, source)
-	return ok && st.Resnapshot != nil && st.Resnapshot.Resnapshot.Same(req) && st.Resnapshot.State == worker.ResnapshotDone
+	if !ok || st.Resnapshot == nil || st.Resnapshot.State != worker.ResnapshotDone {
+		return nil
+	}
+	req := st.Resnapshot.Resnapshot
+	return &req
 }
 
 // recordResnapshots stores the completion of resnapshot requests the

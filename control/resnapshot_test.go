@@ -4,8 +4,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-cdc/sluice/pipelines/spec"
+	"github.com/sluice-cdc/sluice/pipelines/worker"
 )
 
 // TestResnapshotAPI checks the resnapshot request: bad input, state, the
@@ -13,6 +15,7 @@ import (
 // that it survives a restart, a new spec version and a re-created source.
 func TestResnapshotAPI(t *testing.T) {
 	s, rt, reopen := newTestServer(t)
+	rt.lockedStore, rt.lockErr = s.Store, t.Errorf
 	h := s.Handler()
 	const (
 		yaml = "application/yaml"
@@ -101,6 +104,7 @@ func TestResnapshotAPI(t *testing.T) {
 // does not take its tables.
 func TestResnapshotCancel(t *testing.T) {
 	s, rt, _ := newTestServer(t)
+	rt.lockedStore, rt.lockErr = s.Store, t.Errorf
 	h := s.Handler()
 	const (
 		js   = "application/json"
@@ -138,5 +142,65 @@ func TestResnapshotCancel(t *testing.T) {
 	call{"POST", path, admin, js, `{"tables": ["t1"]}`, 202, "resnapshot 3 of public.t1 accepted"}.do(t, h)
 	if u, _ := rt.unit(spec.KindSource, "src"); u.Resnapshot.ID != 3 || u.Resnapshot.CancelledAt != nil {
 		t.Fatalf("the runtime got resnapshot %+v, want 3, not cancelled", u.Resnapshot)
+	}
+}
+
+// TestCompleteResnapshotKeepsOtherServersChanges: two API servers share
+// the control topic. The one that records a completion has an older view
+// (its last reload) than the other's newer request and desired state, and
+// a head is written whole: it must read the topic again first, not
+// overwrite them.
+func TestCompleteResnapshotKeepsOtherServersChanges(t *testing.T) {
+	kv, reopen := kafkaKV(t)
+	a, err := OpenStore(t.Context(), kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := "kind: Source\nname: src\npostgres:\n  dsn: ${env:SRC_DSN}\n  tables: [public.t1, t2]\n"
+	if _, _, err := a.Put(t.Context(), spec.KindSource, "src", "yaml", src); err != nil {
+		t.Fatal(err)
+	}
+	req1, _, err := a.RequestResnapshot(t.Context(), "src", []string{"public.t1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenStore(t.Context(), reopen())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Server a, after b's last reload: request 1 is done (a learns it
+	// from its runtime), request 2 is made, and the source is stopped.
+	req2, _, err := a.RequestResnapshot(t.Context(), "src", []string{"public.t2"}, &req1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SetDesired(t.Context(), spec.KindSource, "src", worker.StateStopped); err != nil {
+		t.Fatal(err)
+	}
+	// Server b's runtime reports request 1 done; its view says request 1
+	// is the latest and the source runs.
+	if err := b.CompleteResnapshot(t.Context(), "src", &req1, time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
+	check := func(s *Store, who string) Head {
+		t.Helper()
+		if err := s.Reload(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		h, _, _ := s.Get(spec.KindSource, "src")
+		if h.Desired != worker.StateStopped || !h.Resnapshot.Same(&req2) {
+			t.Fatalf("%s sees desired %s and request %+v, want stopped and request 2 %+v", who, h.Desired, h.Resnapshot, req2)
+		}
+		return h
+	}
+	if h := check(a, "server a"); h.Resnapshot.CompletedAt != nil {
+		t.Fatalf("request 2 is recorded complete: %+v", h.Resnapshot)
+	}
+	// Request 2's completion is recorded, and the desired state kept.
+	if err := b.CompleteResnapshot(t.Context(), "src", &req2, time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
+	if h := check(a, "server a"); h.Resnapshot.CompletedAt == nil {
+		t.Fatalf("request 2's completion is not recorded: %+v", h.Resnapshot)
 	}
 }

@@ -85,6 +85,11 @@ func OpenStore(ctx context.Context, kv KV) (*Store, error) {
 func (s *Store) Reload(ctx context.Context) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	return s.reloadLocked(ctx)
+}
+
+// reloadLocked is Reload with s.writeMu held.
+func (s *Store) reloadLocked(ctx context.Context) error {
 	all, err := s.kv.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("load control state: %w", err)
@@ -193,17 +198,21 @@ func (s *Store) SetDesired(ctx context.Context, kind spec.Kind, name string, st 
 
 // RequestResnapshot records a new resnapshot request of source name: the
 // next ID, for tables and, when the previous request is pending (neither
-// done, prevDone false, nor cancelled), its tables too, since the new
-// request replaces it. A request for the same tables as the pending one
-// is that request (repeated true): nothing is stored, so a client that
-// retries after a lost answer does not restart a long read.
+// done nor cancelled), its tables too, since the new request replaces it.
+// A request for the same tables as the pending one is that request
+// (repeated true): nothing is stored, so a client that retries after a
+// lost answer does not restart a long read.
+//
+// runtimeDone is the request the runtime reports done (nil: none), which
+// may not be recorded yet; the caller asks the runtime before, so that the
+// store's locks are not held while it does.
 func (s *Store) RequestResnapshot(ctx context.Context, name string, tables []string,
-	prevDone func(*worker.Resnapshot) bool) (req worker.Resnapshot, repeated bool, err error) {
+	runtimeDone *worker.Resnapshot) (req worker.Resnapshot, repeated bool, err error) {
 	_, err = s.update(ctx, spec.KindSource, name, func(h *Head) bool {
 		req = worker.Resnapshot{ID: 1, Nonce: newNonce(), RequestedAt: time.Now().UTC()}
 		if prev := h.Resnapshot; prev != nil {
 			req.ID = prev.ID + 1
-			if prev.CompletedAt == nil && prev.CancelledAt == nil && !prevDone(prev) {
+			if prev.CompletedAt == nil && prev.CancelledAt == nil && !prev.Same(runtimeDone) {
 				if sameTables(prev.Tables, tables) {
 					req, repeated = *prev, true
 					return false
@@ -254,10 +263,11 @@ var (
 )
 
 // CancelResnapshot cancels the latest resnapshot request of source name
-// unless it is done (done tells whether the runtime finished it). A
-// request cancelled already is returned as it is.
+// unless it is done (recorded, or the request runtimeDone, which the
+// runtime reports done; see RequestResnapshot). A request cancelled
+// already is returned as it is.
 func (s *Store) CancelResnapshot(ctx context.Context, name string,
-	done func(*worker.Resnapshot) bool) (worker.Resnapshot, error) {
+	runtimeDone *worker.Resnapshot) (worker.Resnapshot, error) {
 	var req worker.Resnapshot
 	var refused error
 	_, err := s.update(ctx, spec.KindSource, name, func(h *Head) bool {
@@ -269,7 +279,7 @@ func (s *Store) CancelResnapshot(ctx context.Context, name string,
 		case prev.CancelledAt != nil:
 			req = *prev
 			return false
-		case prev.CompletedAt != nil || done(prev):
+		case prev.CompletedAt != nil || prev.Same(runtimeDone):
 			req, refused = *prev, errResnapshotDone
 			return false
 		}
@@ -288,6 +298,12 @@ func (s *Store) CancelResnapshot(ctx context.Context, name string,
 
 // CompleteResnapshot records that resnapshot request req of source name
 // is complete; another request or a recorded completion stays as it is.
+//
+// Unlike the API's changes, which an operator makes against the state
+// they see, this runs in the background from a cache that may be older
+// than another server's latest change, and a head is written whole: it
+// reads the control topic again first, under the write lock, so a newer
+// request or desired state stored by another server is kept.
 func (s *Store) CompleteResnapshot(ctx context.Context, name string, req *worker.Resnapshot, at time.Time) error {
 	s.mu.Lock()
 	h, ok := s.heads[key{spec.KindSource, name}]
@@ -295,7 +311,12 @@ func (s *Store) CompleteResnapshot(ctx context.Context, name string, req *worker
 	if !ok || !h.Resnapshot.Same(req) || h.Resnapshot.CompletedAt != nil {
 		return nil
 	}
-	_, err := s.update(ctx, spec.KindSource, name, func(h *Head) bool {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := s.reloadLocked(ctx); err != nil {
+		return err
+	}
+	_, err := s.updateLocked(ctx, spec.KindSource, name, func(h *Head) bool {
 		if !h.Resnapshot.Same(req) || h.Resnapshot.CompletedAt != nil {
 			return false
 		}
@@ -316,9 +337,14 @@ func (s *Store) Delete(ctx context.Context, kind spec.Kind, name string) error {
 // update changes the head of kind/name with f and stores it, unless f
 // returns false (nothing to change).
 func (s *Store) update(ctx context.Context, kind spec.Kind, name string, f func(*Head) bool) (Head, error) {
-	k := key{kind, name}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	return s.updateLocked(ctx, kind, name, f)
+}
+
+// updateLocked is update with s.writeMu held.
+func (s *Store) updateLocked(ctx context.Context, kind spec.Kind, name string, f func(*Head) bool) (Head, error) {
+	k := key{kind, name}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h, ok := s.heads[k]
