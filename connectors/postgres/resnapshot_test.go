@@ -214,6 +214,41 @@ func waitOneSlot(t *testing.T, cfg Config, want string) {
 	})
 }
 
+// dropSlotsAtEnd drops the source's slots when the test ends, once its
+// capture runs stopped (cleanups run last registered first, so call it
+// before starting them), so that the package's tests stay within the
+// shared server's max_replication_slots.
+func dropSlotsAtEnd(t *testing.T, cfg Config) {
+	t.Helper()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, cfg.DSN)
+		if err != nil {
+			t.Logf("dropping the test's slots: %v", err)
+			return
+		}
+		defer conn.Close(context.Background())
+		for {
+			var active, left int
+			err := conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE active), count(*) FROM pg_replication_slots
+				WHERE slot_name IN ($1, $2)`, cfg.Slot, altSlotName(cfg.Slot)).Scan(&active, &left)
+			if err == nil && left == 0 {
+				return
+			}
+			if err == nil && active == 0 {
+				_, err = conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+					WHERE slot_name IN ($1, $2) AND NOT active`, cfg.Slot, altSlotName(cfg.Slot))
+			}
+			if ctx.Err() != nil {
+				t.Logf("dropping the test's slots: %v", err)
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+}
+
 // waitSlotsIdle waits until no walsender holds the source's slots (after
 // a run ended, the server lets go of them a moment later).
 func waitSlotsIdle(t *testing.T, cfg Config) {
@@ -244,6 +279,7 @@ func TestResnapshotWhileStreaming(t *testing.T) {
 	defer emb.Close()
 	addr := emb.Addr()
 	cfg := testConfig(dsn, "t", "o")
+	dropSlotsAtEnd(t, cfg)
 	run := startCapture(t, addr, cfg)
 	waitImage(t, addr, dsn, "public.t", []string{"id"})
 	exec(t, db, `UPDATE t SET ver = ver + 1 WHERE id <= 10; UPDATE o SET ver = ver + 1 WHERE id <= 10;`)
@@ -344,6 +380,7 @@ func TestResnapshotCrashIsRedone(t *testing.T) {
 	defer emb.Close()
 	addr := emb.Addr()
 	cfg := testConfig(dsn, "t", "o")
+	dropSlotsAtEnd(t, cfg)
 	run := startCapture(t, addr, cfg)
 	waitImage(t, addr, dsn, "public.t", []string{"id"})
 	if err := run.stop(t); err != nil {
@@ -403,6 +440,7 @@ func TestResnapshotOfUncapturedTable(t *testing.T) {
 	emb := startBroker(t, t.TempDir(), "127.0.0.1:0")
 	defer emb.Close()
 	cfg := testConfig(dsn, "o")
+	dropSlotsAtEnd(t, cfg)
 	run := startCapture(t, emb.Addr(), cfg)
 	waitImage(t, emb.Addr(), dsn, "public.o", []string{"id"})
 	if err := run.stop(t); err != nil {
@@ -508,6 +546,7 @@ func TestResnapshotCancelledMidway(t *testing.T) {
 	defer emb.Close()
 	addr := emb.Addr()
 	cfg := testConfig(dsn, "t", "o")
+	dropSlotsAtEnd(t, cfg)
 	run := startCapture(t, addr, cfg)
 	waitImage(t, addr, dsn, "public.t", []string{"id"})
 	if err := run.stop(t); err != nil {
@@ -575,6 +614,7 @@ func TestResnapshotKeepsOldSlotUntilNewOneIsDurable(t *testing.T) {
 	defer emb.Close()
 	addr := emb.Addr()
 	cfg := testConfig(dsn, "t", "o")
+	dropSlotsAtEnd(t, cfg)
 	run := startCapture(t, addr, cfg)
 	waitImage(t, addr, dsn, "public.t", []string{"id"})
 	if err := run.stop(t); err != nil {
@@ -673,6 +713,7 @@ func TestResnapshotWithSnapshotNever(t *testing.T) {
 	defer emb.Close()
 	addr := emb.Addr()
 	cfg := testConfig(dsn, "t", "o")
+	dropSlotsAtEnd(t, cfg)
 	cfg.Snapshot = SnapshotNever
 	ev := &resnapEvents{}
 	cfg.Resnapshot = &ResnapshotRequest{ID: 1, Nonce: "a", Tables: []cdc.TableID{{Schema: "public", Name: "t"}}}
@@ -744,6 +785,7 @@ func TestResnapshotSupersededMidway(t *testing.T) {
 	defer emb.Close()
 	addr := emb.Addr()
 	cfg := testConfig(dsn, "t", "o")
+	dropSlotsAtEnd(t, cfg)
 	run := startCapture(t, addr, cfg)
 	waitImage(t, addr, dsn, "public.t", []string{"id"})
 	if err := run.stop(t); err != nil {
