@@ -54,6 +54,7 @@ func (s *Server) Handler() http.Handler {
 			r.Post(base+"/{name}/{action}", s.action(kind))
 		}
 		r.Post("/v1/sources/{name}/resnapshot", s.resnapshot)
+		r.Delete("/v1/sources/{name}/resnapshot", s.cancelResnapshot)
 	})
 	return r
 }
@@ -248,8 +249,11 @@ func (s *Server) status(kind spec.Kind) http.HandlerFunc {
 			st = worker.Status{Kind: kind, Name: h.Name, Version: h.Version, Desired: h.Desired, State: worker.StateStopped}
 			if h.Resnapshot != nil {
 				rs := &worker.ResnapshotStatus{Resnapshot: *h.Resnapshot, State: worker.ResnapshotPending}
-				if h.Resnapshot.CompletedAt != nil {
+				switch {
+				case h.Resnapshot.CompletedAt != nil:
 					rs.State = worker.ResnapshotDone
+				case h.Resnapshot.CancelledAt != nil:
+					rs.State = worker.ResnapshotCancelled
 				}
 				st.Resnapshot = rs
 			}

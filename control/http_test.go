@@ -27,6 +27,10 @@ type fakeRuntime struct {
 	units []worker.Unit
 	// resnapDone is the resnapshot ID each source completed.
 	resnapDone map[string]int64
+	// lockedStore, when set, makes Status report (to lockErr) a call
+	// made while that store's locks are held.
+	lockedStore *Store
+	lockErr     func(format string, args ...any)
 }
 
 func (f *fakeRuntime) Set(units []worker.Unit) {
@@ -43,6 +47,9 @@ func (f *fakeRuntime) Statuses() []worker.Status {
 		st := worker.Status{Kind: u.Kind, Name: u.Name, Version: u.Version, Desired: u.Desired, State: u.Desired}
 		if u.Resnapshot != nil {
 			rs := &worker.ResnapshotStatus{Resnapshot: *u.Resnapshot, State: worker.ResnapshotRunning}
+			if u.Resnapshot.CancelledAt != nil {
+				rs.State = worker.ResnapshotCancelled
+			}
 			if f.resnapDone[u.Name] >= u.Resnapshot.ID {
 				at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 				rs.State, rs.CompletedAt = worker.ResnapshotDone, &at
@@ -55,6 +62,15 @@ func (f *fakeRuntime) Statuses() []worker.Status {
 }
 
 func (f *fakeRuntime) Status(kind spec.Kind, name string) (worker.Status, bool) {
+	if st := f.lockedStore; st != nil {
+		for what, mu := range map[string]*sync.Mutex{"writeMu": &st.writeMu, "mu": &st.mu} {
+			if !mu.TryLock() {
+				f.lockErr("Runtime.Status(%s, %s) called with the store's %s held", kind, name, what)
+				continue
+			}
+			mu.Unlock()
+		}
+	}
 	for _, s := range f.Statuses() {
 		if s.Kind == kind && s.Name == name {
 			return s, true

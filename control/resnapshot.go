@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -52,24 +53,65 @@ func (s *Server) resnapshot(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("source %q is %s; start it first: a resnapshot runs while the source streams", h.Name, h.Desired), nil)
 		return
 	}
-	req, err := s.Store.RequestResnapshot(r.Context(), h.Name, tables,
-		func(prev *worker.Resnapshot) bool { return s.resnapshotDone(h.Name, prev) })
+	req, repeated, err := s.Store.RequestResnapshot(r.Context(), h.Name, tables, s.runtimeDone(h.Name))
 	if err != nil {
 		problem(w, http.StatusServiceUnavailable, "cannot store the request", err.Error(), nil)
 		return
 	}
-	s.Reconcile()
 	result := fmt.Sprintf("resnapshot %d of %s accepted", req.ID, strings.Join(req.Tables, ", "))
-	if len(req.Tables) > len(tables) {
+	switch {
+	case repeated:
+		// The same request again (a retry after a lost answer): the
+		// source goes on with it, it is not restarted.
+		result += " (the same request as before, not done yet: it goes on)"
+	case len(req.Tables) > len(tables):
 		result += fmt.Sprintf(" (with the tables of resnapshot %d, which it replaces before it completed)", req.ID-1)
 	}
-	s.Logger.Info("action", "action", "resnapshot", "source", h.Name, "resnapshot", req.ID, "tables", req.Tables)
-	res := resnapshotResult{actionResult: actionResult{Action: "resnapshot", Kind: spec.KindSource, Name: h.Name, Result: result},
+	if !repeated {
+		s.Reconcile()
+		s.Logger.Info("action", "action", "resnapshot", "source", h.Name, "resnapshot", req.ID, "tables", req.Tables)
+	}
+	s.answerResnapshot(w, http.StatusAccepted, h.Name, result, req)
+}
+
+// answerResnapshot writes the answer to a resnapshot request or its
+// cancellation.
+func (s *Server) answerResnapshot(w http.ResponseWriter, code int, name, result string, req worker.Resnapshot) {
+	res := resnapshotResult{actionResult: actionResult{Action: "resnapshot", Kind: spec.KindSource, Name: name, Result: result},
 		Resnapshot: req}
-	if st, ok := s.Runtime.Status(spec.KindSource, h.Name); ok {
+	if st, ok := s.Runtime.Status(spec.KindSource, name); ok {
 		res.Status = &st
 	}
-	writeJSON(w, http.StatusAccepted, res)
+	writeJSON(w, code, res)
+}
+
+// cancelResnapshot cancels a source's resnapshot request that is not done:
+// the source restarts without it and streams on from its stored position.
+// Rows it already read again stay on Kafka; they are harmless (upserts of
+// rows as they were at the request's consistent point, followed by the
+// changes since).
+func (s *Server) cancelResnapshot(w http.ResponseWriter, r *http.Request) {
+	h, ok := s.found(w, r, spec.KindSource)
+	if !ok {
+		return
+	}
+	req, err := s.Store.CancelResnapshot(r.Context(), h.Name, s.runtimeDone(h.Name))
+	switch {
+	case errors.Is(err, errNoResnapshot):
+		problem(w, http.StatusConflict, "not possible now", fmt.Sprintf("source %q has no resnapshot request to cancel", h.Name), nil)
+		return
+	case errors.Is(err, errResnapshotDone):
+		problem(w, http.StatusConflict, "not possible now",
+			fmt.Sprintf("resnapshot %d of source %q is done: there is nothing to cancel", req.ID, h.Name), nil)
+		return
+	case err != nil:
+		problem(w, http.StatusServiceUnavailable, "cannot store the cancellation", err.Error(), nil)
+		return
+	}
+	s.Reconcile()
+	s.Logger.Info("action", "action", "cancel resnapshot", "source", h.Name, "resnapshot", req.ID)
+	result := fmt.Sprintf("resnapshot %d of %s cancelled; the source streams on without it", req.ID, strings.Join(req.Tables, ", "))
+	s.answerResnapshot(w, http.StatusOK, h.Name, result, req)
 }
 
 // resnapshotTables checks the tables of a resnapshot request against the
@@ -104,13 +146,16 @@ func resnapshotTables(src *spec.Source, names []string) ([]string, []fieldProble
 	return out, probs
 }
 
-// resnapshotDone tells whether source finished a resnapshot request.
-func (s *Server) resnapshotDone(source string, req *worker.Resnapshot) bool {
-	if req.CompletedAt != nil {
-		return true
-	}
+// runtimeDone returns the resnapshot request the runtime reports source
+// finished (nil: none), which the store may not have recorded yet. It is
+// asked before the store's locks are taken.
+func (s *Server) runtimeDone(source string) *worker.Resnapshot {
 	st, ok := s.Runtime.Status(spec.KindSource, source)
-	return ok && st.Resnapshot != nil && st.Resnapshot.ID == req.ID && st.Resnapshot.State == worker.ResnapshotDone
+	if !ok || st.Resnapshot == nil || st.Resnapshot.State != worker.ResnapshotDone {
+		return nil
+	}
+	req := st.Resnapshot.Resnapshot
+	return &req
 }
 
 // recordResnapshots stores the completion of resnapshot requests the
@@ -121,11 +166,11 @@ func (s *Server) recordResnapshots(ctx context.Context) {
 			continue
 		}
 		st, ok := s.Runtime.Status(spec.KindSource, h.Name)
-		if !ok || st.Resnapshot == nil || st.Resnapshot.ID != h.Resnapshot.ID ||
+		if !ok || st.Resnapshot == nil || !st.Resnapshot.Resnapshot.Same(h.Resnapshot) ||
 			st.Resnapshot.State != worker.ResnapshotDone || st.Resnapshot.CompletedAt == nil {
 			continue
 		}
-		if err := s.Store.CompleteResnapshot(ctx, h.Name, h.Resnapshot.ID, *st.Resnapshot.CompletedAt); err != nil && ctx.Err() == nil {
+		if err := s.Store.CompleteResnapshot(ctx, h.Name, h.Resnapshot, *st.Resnapshot.CompletedAt); err != nil && ctx.Err() == nil {
 			s.Logger.Warn("recording a completed resnapshot failed", "source", h.Name, "err", err)
 		}
 	}

@@ -2,6 +2,8 @@ package control
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -83,6 +85,11 @@ func OpenStore(ctx context.Context, kv KV) (*Store, error) {
 func (s *Store) Reload(ctx context.Context) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	return s.reloadLocked(ctx)
+}
+
+// reloadLocked is Reload with s.writeMu held.
+func (s *Store) reloadLocked(ctx context.Context) error {
 	all, err := s.kv.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("load control state: %w", err)
@@ -186,20 +193,30 @@ func (s *Store) Restore(ctx context.Context, kind spec.Kind, name string, v int)
 
 // SetDesired records the state an operator wants kind/name in.
 func (s *Store) SetDesired(ctx context.Context, kind spec.Kind, name string, st worker.State) (Head, error) {
-	return s.update(ctx, kind, name, func(h *Head) { h.Desired = st })
+	return s.update(ctx, kind, name, func(h *Head) bool { h.Desired = st; return true })
 }
 
 // RequestResnapshot records a new resnapshot request of source name: the
-// next ID, for tables and, when the previous request is not done
-// (prevDone false), its tables too, since the new request replaces it.
+// next ID, for tables and, when the previous request is pending (neither
+// done nor cancelled), its tables too, since the new request replaces it.
+// A request for the same tables as the pending one is that request
+// (repeated true): nothing is stored, so a client that retries after a
+// lost answer does not restart a long read.
+//
+// runtimeDone is the request the runtime reports done (nil: none), which
+// may not be recorded yet; the caller asks the runtime before, so that the
+// store's locks are not held while it does.
 func (s *Store) RequestResnapshot(ctx context.Context, name string, tables []string,
-	prevDone func(*worker.Resnapshot) bool) (worker.Resnapshot, error) {
-	var req worker.Resnapshot
-	_, err := s.update(ctx, spec.KindSource, name, func(h *Head) {
-		req = worker.Resnapshot{ID: 1, RequestedAt: time.Now().UTC()}
+	runtimeDone *worker.Resnapshot) (req worker.Resnapshot, repeated bool, err error) {
+	_, err = s.update(ctx, spec.KindSource, name, func(h *Head) bool {
+		req = worker.Resnapshot{ID: 1, Nonce: newNonce(), RequestedAt: time.Now().UTC()}
 		if prev := h.Resnapshot; prev != nil {
 			req.ID = prev.ID + 1
-			if prev.CompletedAt == nil && !prevDone(prev) {
+			if prev.CompletedAt == nil && prev.CancelledAt == nil && !prev.Same(runtimeDone) {
+				if sameTables(prev.Tables, tables) {
+					req, repeated = *prev, true
+					return false
+				}
 				req.Tables = append(req.Tables, prev.Tables...)
 			}
 		}
@@ -210,46 +227,133 @@ func (s *Store) RequestResnapshot(ctx context.Context, name string, tables []str
 		}
 		r := req
 		h.Resnapshot = &r
+		return true
 	})
+	return req, repeated, err
+}
+
+// newNonce returns a random nonce for a resnapshot request: with its ID it
+// identifies the request in the source's stored position, which keeps
+// IDs of requests from before a rebuilt configs topic.
+func newNonce() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
+}
+
+// sameTables tells whether a and b name the same tables, in any order.
+func sameTables(a, b []string) bool {
+	for _, t := range a {
+		if !slices.Contains(b, t) {
+			return false
+		}
+	}
+	for _, t := range b {
+		if !slices.Contains(a, t) {
+			return false
+		}
+	}
+	return true
+}
+
+// Errors of CancelResnapshot.
+var (
+	errNoResnapshot   = errors.New("no resnapshot request")
+	errResnapshotDone = errors.New("resnapshot request is done")
+)
+
+// CancelResnapshot cancels the latest resnapshot request of source name
+// unless it is done (recorded, or the request runtimeDone, which the
+// runtime reports done; see RequestResnapshot). A request cancelled
+// already is returned as it is.
+func (s *Store) CancelResnapshot(ctx context.Context, name string,
+	runtimeDone *worker.Resnapshot) (worker.Resnapshot, error) {
+	var req worker.Resnapshot
+	var refused error
+	_, err := s.update(ctx, spec.KindSource, name, func(h *Head) bool {
+		prev := h.Resnapshot
+		switch {
+		case prev == nil:
+			refused = errNoResnapshot
+			return false
+		case prev.CancelledAt != nil:
+			req = *prev
+			return false
+		case prev.CompletedAt != nil || prev.Same(runtimeDone):
+			req, refused = *prev, errResnapshotDone
+			return false
+		}
+		req = *prev
+		now := time.Now().UTC()
+		req.CancelledAt = &now
+		r := req
+		h.Resnapshot = &r
+		return true
+	})
+	if err == nil {
+		err = refused
+	}
 	return req, err
 }
 
-// CompleteResnapshot records that resnapshot id of source name is
-// complete; a later request or a recorded completion stays as it is.
-func (s *Store) CompleteResnapshot(ctx context.Context, name string, id int64, at time.Time) error {
+// CompleteResnapshot records that resnapshot request req of source name
+// is complete; another request or a recorded completion stays as it is.
+//
+// Unlike the API's changes, which an operator makes against the state
+// they see, this runs in the background from a cache that may be older
+// than another server's latest change, and a head is written whole: it
+// reads the control topic again first, under the write lock, so a newer
+// request or desired state stored by another server is kept.
+func (s *Store) CompleteResnapshot(ctx context.Context, name string, req *worker.Resnapshot, at time.Time) error {
 	s.mu.Lock()
 	h, ok := s.heads[key{spec.KindSource, name}]
 	s.mu.Unlock()
-	if !ok || h.Resnapshot == nil || h.Resnapshot.ID != id || h.Resnapshot.CompletedAt != nil {
+	if !ok || !h.Resnapshot.Same(req) || h.Resnapshot.CompletedAt != nil {
 		return nil
 	}
-	_, err := s.update(ctx, spec.KindSource, name, func(h *Head) {
-		if h.Resnapshot != nil && h.Resnapshot.ID == id && h.Resnapshot.CompletedAt == nil {
-			r := *h.Resnapshot
-			r.CompletedAt = &at
-			h.Resnapshot = &r
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := s.reloadLocked(ctx); err != nil {
+		return err
+	}
+	_, err := s.updateLocked(ctx, spec.KindSource, name, func(h *Head) bool {
+		if !h.Resnapshot.Same(req) || h.Resnapshot.CompletedAt != nil {
+			return false
 		}
+		r := *h.Resnapshot
+		r.CompletedAt = &at
+		h.Resnapshot = &r
+		return true
 	})
 	return err
 }
 
 // Delete marks kind/name deleted.
 func (s *Store) Delete(ctx context.Context, kind spec.Kind, name string) error {
-	_, err := s.update(ctx, kind, name, func(h *Head) { h.Deleted, h.Desired = true, worker.StateStopped })
+	_, err := s.update(ctx, kind, name, func(h *Head) bool { h.Deleted, h.Desired = true, worker.StateStopped; return true })
 	return err
 }
 
-func (s *Store) update(ctx context.Context, kind spec.Kind, name string, f func(*Head)) (Head, error) {
-	k := key{kind, name}
+// update changes the head of kind/name with f and stores it, unless f
+// returns false (nothing to change).
+func (s *Store) update(ctx context.Context, kind spec.Kind, name string, f func(*Head) bool) (Head, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	return s.updateLocked(ctx, kind, name, f)
+}
+
+// updateLocked is update with s.writeMu held.
+func (s *Store) updateLocked(ctx context.Context, kind spec.Kind, name string, f func(*Head) bool) (Head, error) {
+	k := key{kind, name}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h, ok := s.heads[k]
 	if !ok || h.Deleted {
 		return Head{}, ErrNotFound
 	}
-	f(&h)
+	if !f(&h) {
+		return s.heads[k], nil
+	}
 	h.UpdatedAt = time.Now().UTC()
 	if err := s.save(ctx, headKey(k), h); err != nil {
 		return Head{}, err

@@ -7,6 +7,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -90,6 +92,14 @@ sink: {postgres: {dsn: "${env:DST_DSN}"}, create_tables: true}
 		t.Logf("SIGKILL during resnapshot %d: it was still going on: %v", attempt, killed)
 		srv.start()
 		waitFor(t, 60*time.Second, "the API after the restart", func() bool { return sourceStatus(t, srv, "src").State != "" })
+		if !killed {
+			// Asking for the same tables before the source reports the
+			// request done would be the same request.
+			waitFor(t, 60*time.Second, "the source to report the request done", func() bool {
+				st := sourceStatus(t, srv, "src")
+				return st.Resnapshot != nil && st.Resnapshot.State == "done"
+			})
+		}
 	}
 	if !killed {
 		t.Fatal("every resnapshot was over before the SIGKILL")
@@ -200,4 +210,118 @@ func sourceStatus(t *testing.T, srv *server, name string) (st struct {
 	b, _ := io.ReadAll(resp.Body)
 	_ = json.Unmarshal(b, &st)
 	return st
+}
+
+// TestResnapshotCancel cancels, with the CLI, a resnapshot while the source
+// reads the table again: the source drops the slot it created for it and
+// streams on, the destination still follows the source, and asking again
+// for the same tables before it is done answers the same request.
+func TestResnapshotCancel(t *testing.T) {
+	ctx := t.Context()
+	const srcDB = "resnap_cancel_src"
+	src, err := testPG.CreateDatabase(ctx, srcDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := testPG.CreateDatabase(ctx, "resnap_cancel_dst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testPG.Exec(ctx, srcDB, `
+		CREATE TABLE a (id bigint PRIMARY KEY, ver int NOT NULL, pad text);
+		INSERT INTO a SELECT g, 0, repeat('a', 100) FROM generate_series(1, 60000) g;
+		CREATE TABLE b (id bigint PRIMARY KEY, ver int NOT NULL, pad text);
+		INSERT INTO b SELECT g, 0, 'b' FROM generate_series(1, 2000) g;`); err != nil {
+		t.Fatal(err)
+	}
+	specs := `kind: Source
+name: src
+postgres: {dsn: "${env:SRC_DSN}", tables: [a, b], snapshot_chunk_rows: 200, heartbeat_interval: 1s}
+---
+kind: Pipeline
+name: copy
+from: {source: src}
+sink: {postgres: {dsn: "${env:DST_DSN}"}, create_tables: true}
+`
+	srv, _ := newServer(t, "resnapc", specs, "SRC_DSN="+src, "DST_DSN="+dst, "SLUICE_TOKENS=admin:e2e-admin-token")
+	srv.start()
+	defer srv.stop()
+	waitHTTP(t, "http://"+srv.listen+"/healthz")
+	const cols = "id::text, ver::text, pad"
+	waitSame(t, 90*time.Second, src, "a", dst, "a", cols)
+	waitSame(t, 30*time.Second, src, "b", dst, "b", cols)
+
+	pool, err := pgxpool.New(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var loadErr error
+	wg.Go(func() { loadErr = twoTableLoad(loadCtx, pool) })
+
+	cancelled := false
+	var id int64
+	for attempt := 1; attempt <= 3 && !cancelled; attempt++ {
+		out := cli(t, srv, "source", "resnapshot", "src", "--tables", "public.a")
+		id = int64(attempt)
+		if want := fmt.Sprintf("source/src: resnapshot %d of public.a accepted", id); !strings.Contains(out, want) {
+			t.Fatalf("resnapshot: %q, want %q", out, want)
+		}
+		waitFor(t, 60*time.Second, "the source's second slot", func() bool {
+			st := sourceStatus(t, srv, "src")
+			return slotCount(t, src, srcDB) == 2 || (st.Resnapshot != nil && st.Resnapshot.State == "done")
+		})
+		// A client retrying: the same request, the source goes on.
+		if out := cli(t, srv, "source", "resnapshot", "src", "--tables", "a"); !strings.Contains(out, fmt.Sprintf("resnapshot %d of public.a accepted (the same request", id)) &&
+			!strings.Contains(out, fmt.Sprintf("resnapshot %d of public.a accepted", id+1)) {
+			t.Fatalf("resnapshot again: %q", out)
+		} else if !strings.Contains(out, "the same request") {
+			id++ // it was done already: a new request
+		}
+		out, err := cliErr(srv, "source", "resnapshot", "src", "--cancel")
+		switch {
+		case err == nil && strings.Contains(out, fmt.Sprintf("source/src: resnapshot %d of public.a cancelled", id)):
+			cancelled = true
+		case err != nil && strings.Contains(out, "is done"):
+			t.Logf("resnapshot %d was done before it was cancelled", id)
+			waitFor(t, 60*time.Second, "the old slot to be dropped", func() bool { return slotCount(t, src, srcDB) == 1 })
+		default:
+			t.Fatalf("resnapshot --cancel: %v\n%s", err, out)
+		}
+	}
+	if !cancelled {
+		t.Fatal("every resnapshot was done before it was cancelled")
+	}
+	waitFor(t, 60*time.Second, "the slot of the cancelled resnapshot to be dropped", func() bool { return slotCount(t, src, srcDB) == 1 })
+	if st := sourceStatus(t, srv, "src"); st.Resnapshot == nil || st.Resnapshot.ID != id || st.Resnapshot.State != "cancelled" {
+		t.Fatalf("status after the cancellation: %+v", st)
+	}
+	if out := cli(t, srv, "source", "resnapshot", "src", "--cancel"); !strings.Contains(out, "cancelled") {
+		t.Fatalf("cancelling again: %q", out)
+	}
+	time.Sleep(500 * time.Millisecond) // the source streams on
+	stopLoad()
+	wg.Wait()
+	if loadErr != nil {
+		t.Fatal(loadErr)
+	}
+	waitSame(t, 90*time.Second, src, "a", dst, "a", cols)
+	waitSame(t, 60*time.Second, src, "b", dst, "b", cols)
+	if out := cli(t, srv, "status"); !strings.Contains(out, fmt.Sprintf("resnapshot %d of public.a: cancelled", id)) {
+		t.Errorf("status does not show the cancelled resnapshot:\n%s", out)
+	}
+	if st := sourceStatus(t, srv, "src"); st.State != "running" {
+		t.Errorf("source state %q, want running", st.State)
+	}
+}
+
+// cliErr runs a client command of the sluice binary and returns its
+// output and error.
+func cliErr(srv *server, args ...string) (string, error) {
+	cmd := exec.Command(sluiceBin, append(args, "--server", "http://"+srv.listen)...)
+	cmd.Env = append(os.Environ(), "SLUICE_TOKEN=e2e-admin-token")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }

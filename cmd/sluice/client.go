@@ -201,12 +201,16 @@ type resnapLine struct {
 	State       string     `json:"state"`
 	RequestedAt time.Time  `json:"requested_at"`
 	CompletedAt *time.Time `json:"completed_at"`
+	CancelledAt *time.Time `json:"cancelled_at"`
 }
 
 func (r *resnapLine) String() string {
 	s := fmt.Sprintf("resnapshot %d of %s: %s", r.ID, strings.Join(r.Tables, ", "), r.State)
 	if r.State == "done" && r.CompletedAt != nil {
 		return s + " at " + r.CompletedAt.Local().Format(time.DateTime)
+	}
+	if r.State == "cancelled" && r.CancelledAt != nil {
+		return s + " at " + r.CancelledAt.Local().Format(time.DateTime)
 	}
 	return s + ", requested " + time.Since(r.RequestedAt).Round(time.Second).String() + " ago"
 }
@@ -333,7 +337,7 @@ func newActionCmd(kind spec.Kind) *cobra.Command {
 	var tables []string
 	var from, timestamp, specFile string
 	var offsets []string
-	var clear bool
+	var clear, cancel bool
 	var ver int
 	actions := "start|stop|pause|resume|restart|restore|validate"
 	if kind == spec.KindPipeline {
@@ -353,7 +357,9 @@ func newActionCmd(kind spec.Kind) *cobra.Command {
   validate        dry-run the stored spec, or --spec-file, against the live databases` + map[bool]string{false: `
   resnapshot      read --tables again (op r) while the other tables keep streaming;
                   the request is stored first, so a restarted server completes it.
-                  sluice status shows its progress`, true: `
+                  Asking again for the same tables before it is done is the same
+                  request. sluice status shows its progress. With --cancel: cancel
+                  the request that is not done; the source streams on without it`, true: `
   clear           empty the destination tables it writes (or --tables) and reset its
                   offsets; only while it is stopped or paused
   replay          stop it, optionally --clear, move its offsets (--from earliest,
@@ -365,12 +371,25 @@ func newActionCmd(kind spec.Kind) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			act, target := args[0], args[1]
 			path := "/v1/" + plural(kind) + "/" + target + "/" + act
+			method := http.MethodPost
 			var body []byte
 			ctype := "application/json"
+			if cancel && act != "resnapshot" {
+				return errors.New("--cancel goes with resnapshot only")
+			}
 			switch act {
+			case "resnapshot":
+				if cancel {
+					if len(tables) > 0 {
+						return errors.New("resnapshot --cancel cancels the pending request: give no --tables")
+					}
+					method, ctype = http.MethodDelete, ""
+					break
+				}
+				body, _ = json.Marshal(map[string]any{"tables": tables})
 			case "restore":
 				body, _ = json.Marshal(map[string]int{"version": ver})
-			case "clear", "resnapshot":
+			case "clear":
 				body, _ = json.Marshal(map[string]any{"tables": tables})
 			case "replay":
 				req := map[string]any{"from": from, "clear": clear}
@@ -412,7 +431,7 @@ func newActionCmd(kind spec.Kind) *cobra.Command {
 					}
 				}
 			}
-			out, err := c.do(cmd.Context(), http.MethodPost, path, ctype, body)
+			out, err := c.do(cmd.Context(), method, path, ctype, body)
 			if err != nil {
 				return err
 			}
@@ -450,6 +469,7 @@ func newActionCmd(kind spec.Kind) *cobra.Command {
 	fl.StringVar(&specFile, "spec-file", "", "validate: a spec file to validate instead of the stored spec")
 	if kind == spec.KindSource {
 		fl.StringSliceVar(&tables, "tables", nil, "resnapshot: the tables to read again, schema.table,...")
+		fl.BoolVar(&cancel, "cancel", false, "resnapshot: cancel the request that is not done yet")
 	}
 	if kind == spec.KindPipeline {
 		fl.StringSliceVar(&tables, "tables", nil, "clear, replay --clear: destination tables (default: those its stages write)")

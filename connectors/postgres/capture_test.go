@@ -310,7 +310,7 @@ func TestSlotDroppedUnderneath(t *testing.T) {
 		t.Fatal(err)
 	}
 	exec(t, db, `SELECT pg_drop_replication_slot('`+cfg.Slot+`')`)
-	err := openErr(t, cfg, encodeCheckpoint(cfg.Slot, 0x1000000, 0))
+	err := openErr(t, cfg, encodeCheckpoint(cfg.Slot, 0x1000000, resnapID{}))
 	var pe *cdc.PermanentError
 	if err == nil || !errors.As(err, &pe) || !strings.Contains(err.Error(), "dropped underneath") {
 		t.Fatalf("Open after the slot was dropped = %v, want a permanent 'dropped underneath' error", err)

@@ -27,9 +27,9 @@ type snapshot struct {
 	// tables are the tables to read: every captured table, or those of a
 	// resnapshot request.
 	tables []cdc.TableID
-	// completes is the resnapshot request this snapshot carries out (0:
-	// none); its end makes checkpoints record it.
-	completes int64
+	// completes is the resnapshot request this snapshot carries out
+	// (zero: none); its end makes checkpoints record it.
+	completes resnapID
 
 	idx     int              // current table in tables
 	schema  *cdc.TableSchema // current table, nil until loaded
@@ -42,7 +42,12 @@ type snapshot struct {
 }
 
 // beginSnapshot creates the slot with an exported snapshot and opens the
-// transaction that reads tables in it.
+// transaction that reads tables in it. The transaction and its locks are
+// held until the reads end, including, for a resnapshot, while the old
+// slot is streamed up to the consistent point first: the exported
+// snapshot can only be imported before the slot's connection runs
+// anything else, and a table rewritten after the consistent point but
+// before the lock would read as empty.
 func (s *Source) beginSnapshot(ctx context.Context, tables []cdc.TableID) error {
 	if _, err := s.createSlot(ctx, s.slot, "EXPORT_SNAPSHOT"); err != nil {
 		return err
@@ -103,7 +108,9 @@ func (s *Source) readSnapshot(ctx context.Context) (cdc.Batch, error) {
 	}
 	start := sn.startLSN
 	s.snap = nil
-	s.resnapDone = max(s.resnapDone, sn.completes)
+	if sn.completes.ID != 0 {
+		s.resnapDone = sn.completes
+	}
 	s.log.Info("snapshot done; streaming", "from", start, "took", time.Since(sn.at).Round(time.Millisecond))
 	if err := s.startStream(ctx, start, 0); err != nil {
 		return cdc.Batch{}, err

@@ -59,9 +59,9 @@ type Config struct {
 	SnapshotProgress func(table cdc.TableID, done, estimated int64)
 	// Resnapshot, when set, is an operator's request to read some tables
 	// again while the others keep streaming (see Open). It is done once a
-	// checkpoint that records its ID is durable; a source given a request
-	// its stored checkpoint already records does nothing more for it, so
-	// the runtime may pass the latest request on every start.
+	// checkpoint that records it (its ID and Nonce) is durable; a source
+	// given the request its stored checkpoint records does nothing more
+	// for it, so the runtime may pass the latest request on every start.
 	Resnapshot *ResnapshotRequest
 	// OnResnapshot, when set, is told that the snapshot of Resnapshot's
 	// tables starts (done false) and that it is complete and durable
@@ -71,13 +71,30 @@ type Config struct {
 	OnResnapshot func(id int64, done bool)
 }
 
-// ResnapshotRequest asks for Tables to be read again. IDs increase with
-// every request of a source; a request with a higher ID supersedes the
-// earlier ones (it must name their tables too if they are not done).
+// ResnapshotRequest asks for Tables to be read again. A request
+// supersedes the earlier ones (it must name their tables too if they are
+// not done).
+//
+// A request is done when the stored checkpoint records the same ID and
+// Nonce, not when it records a higher ID: the IDs are kept elsewhere (the
+// control plane's configs topic) than the checkpoint (the offsets topic),
+// and if they were rebuilt apart, new requests 1, 2, ... would otherwise
+// pass for done. The Nonce (random, given by the control plane) tells a
+// new request from an old one with the same ID.
 type ResnapshotRequest struct {
 	ID     int64
+	Nonce  string
 	Tables []cdc.TableID
 }
+
+// resnapID identifies a resnapshot request in checkpoints; the zero value
+// is none.
+type resnapID struct {
+	ID    int64
+	Nonce string
+}
+
+func (r *ResnapshotRequest) ident() resnapID { return resnapID{r.ID, r.Nonce} }
 
 // Source is a cdc.Source for PostgreSQL. See cdc.Source for the contract.
 type Source struct {
@@ -98,16 +115,20 @@ type Source struct {
 	streaming bool
 	stream    streamState
 
-	// resnapDone is the resnapshot ID the checkpoints Read returns
+	// resnapDone is the resnapshot request the checkpoints Read returns
 	// record: the stored one until a snapshot that covers the request
-	// is complete, then the request's.
-	resnapDone int64
+	// is complete, then the request.
+	resnapDone resnapID
 	// Set by Open and only read afterwards (Ack runs concurrently):
 	// oldSlot is the slot a resnapshot harvests, whose checkpoints do not
 	// make the new slot's position durable; resnapWant is the request
-	// this run completes (0: none).
+	// this run completes (zero: none).
 	oldSlot    string
-	resnapWant int64
+	resnapWant resnapID
+
+	// checkpointNow makes the stream return a checkpoint before anything
+	// else: what it records changed though the position did not.
+	checkpointNow bool
 
 	acked         atomic.Uint64 // highest LSN the runtime acknowledged
 	durable       atomic.Bool   // a checkpoint of the slot in use was acknowledged (the snapshot is on Kafka)
@@ -138,14 +159,19 @@ type checkpoint struct {
 	// LSN: every transaction whose commit record starts before it is
 	// durable in Kafka.
 	LSN string `json:"lsn"`
-	// Resnapshot is the ID of the newest resnapshot request whose tables
-	// were read again, consistently with LSN, before it (0: none). It is
-	// an addition to version 1: older checkpoints read as 0.
-	Resnapshot int64 `json:"resnapshot,omitempty"`
+	// Resnapshot and ResnapshotNonce identify the latest resnapshot
+	// request whose tables were read again, consistently with LSN, before
+	// it (0: none). They are additions to version 1: older checkpoints
+	// read as none, or as an ID without a nonce.
+	Resnapshot      int64  `json:"resnapshot,omitempty"`
+	ResnapshotNonce string `json:"resnapshot_nonce,omitempty"`
 }
 
-func encodeCheckpoint(slot string, lsn pglogrepl.LSN, resnapshot int64) cdc.Position {
-	b, _ := json.Marshal(checkpoint{Version: 1, Slot: slot, LSN: lsn.String(), Resnapshot: resnapshot})
+func (cp checkpoint) resnapshot() resnapID { return resnapID{cp.Resnapshot, cp.ResnapshotNonce} }
+
+func encodeCheckpoint(slot string, lsn pglogrepl.LSN, resnapshot resnapID) cdc.Position {
+	b, _ := json.Marshal(checkpoint{Version: 1, Slot: slot, LSN: lsn.String(),
+		Resnapshot: resnapshot.ID, ResnapshotNonce: resnapshot.Nonce})
 	return b
 }
 
@@ -235,7 +261,7 @@ func (s *Source) Open(ctx context.Context, from cdc.Position) error {
 		if err != nil {
 			return cdc.Permanent(err)
 		}
-		s.resnapDone = cp.Resnapshot
+		s.resnapDone = cp.resnapshot()
 		resnap = s.pendingResnapshot()
 		switch {
 		case cp.Slot != base && cp.Slot != alt:
@@ -244,7 +270,8 @@ func (s *Source) Open(ctx context.Context, from cdc.Position) error {
 			// We confirm only what is stored, so our slot is never ahead of
 			// the stored position: this one was re-created since.
 			return cdc.Permanent(fmt.Errorf("replication slot %q is at %s, ahead of the stored position %s: it was re-created "+
-				"and the changes in between are lost to it. Set snapshot: when_needed (or re-snapshot) to rebuild",
+				"and the changes in between are lost to it. Set snapshot: when_needed to rebuild from a new snapshot of every "+
+				"table (a resnapshot cannot: it resumes this slot from the stored position first)",
 				cp.Slot, slots[cp.Slot].confirmed, lsn))
 		case slots[cp.Slot].exists && slots[cp.Slot].confirmed > lsn:
 			s.log.Warn("replication slot is ahead of the stored position (a snapshot was cut short); taking a new snapshot",
@@ -268,7 +295,8 @@ func (s *Source) Open(ctx context.Context, from cdc.Position) error {
 			s.log.Warn("replication slot is gone; taking a new snapshot (snapshot: when_needed)", "slot", cp.Slot, "stored_lsn", lsn)
 		default:
 			return cdc.Permanent(fmt.Errorf("replication slot %q was dropped underneath Sluice: changes after LSN %s are lost to it. "+
-				"Set snapshot: when_needed (or re-snapshot the source) to rebuild from a new snapshot", cp.Slot, lsn))
+				"Set snapshot: when_needed to rebuild from a new snapshot of every table (a resnapshot cannot: it resumes this "+
+				"slot from the stored position first)", cp.Slot, lsn))
 		}
 	} else {
 		resnap = s.pendingResnapshot()
@@ -309,8 +337,8 @@ func (s *Source) Open(ctx context.Context, from cdc.Position) error {
 	}
 	// A snapshot of every table covers any resnapshot request too.
 	if resnap != nil {
-		s.resnapWant = resnap.ID
-		s.resnapDone = resnap.ID
+		s.resnapWant = resnap.ident()
+		s.resnapDone = resnap.ident()
 		s.notifyResnapshot(resnap.ID, false)
 	}
 	s.slot = base
@@ -330,15 +358,16 @@ func (s *Source) Open(ctx context.Context, from cdc.Position) error {
 }
 
 // pendingResnapshot returns the resnapshot request this run has to carry
-// out, with only the tables still captured, or nil. A request the stored
-// checkpoint (s.resnapDone) records is reported done.
+// out, with only the tables still captured, or nil. The request the stored
+// checkpoint (s.resnapDone) records is reported done; any other is not
+// done, whatever its ID (see ResnapshotRequest).
 func (s *Source) pendingResnapshot() *ResnapshotRequest {
 	req := s.cfg.Resnapshot
 	if req == nil {
 		return nil
 	}
-	if req.ID <= s.resnapDone {
-		s.resnapWant = req.ID
+	if req.ident() == s.resnapDone {
+		s.resnapWant = req.ident()
 		s.resnapWasDone.Store(true)
 		s.notifyResnapshot(req.ID, true)
 		return nil
@@ -352,11 +381,14 @@ func (s *Source) pendingResnapshot() *ResnapshotRequest {
 		}
 	}
 	if len(tables) == 0 {
-		// Nothing to read: the next checkpoint records it as done.
-		s.resnapWant, s.resnapDone = req.ID, req.ID
+		// Nothing to read: the next checkpoint records it as done, and
+		// the stream makes one at once rather than at the next change,
+		// which may be long in coming on a quiet database.
+		s.resnapWant, s.resnapDone = req.ident(), req.ident()
+		s.checkpointNow = true
 		return nil
 	}
-	return &ResnapshotRequest{ID: req.ID, Tables: tables}
+	return &ResnapshotRequest{ID: req.ID, Nonce: req.Nonce, Tables: tables}
 }
 
 // beginResnapshot starts a resnapshot of req's tables while oldSlot (the
@@ -367,12 +399,12 @@ func (s *Source) beginResnapshot(ctx context.Context, req *ResnapshotRequest, ol
 	if oldSlot != "" {
 		s.slot = otherSlot(oldSlot, base, alt)
 	}
-	s.resnapWant = req.ID
+	s.resnapWant = req.ident()
 	s.notifyResnapshot(req.ID, false)
 	if err := s.beginSnapshot(ctx, req.Tables); err != nil {
 		return err
 	}
-	s.snap.completes = req.ID
+	s.snap.completes = req.ident()
 	names := make([]string, len(req.Tables))
 	for i, t := range req.Tables {
 		names[i] = t.String()
@@ -383,10 +415,27 @@ func (s *Source) beginResnapshot(ctx context.Context, req *ResnapshotRequest, ol
 	}
 	s.harvest = &harvest{slot: oldSlot, from: from, until: s.snap.startLSN, all: true}
 	s.dropOld, s.oldSlot = oldSlot, oldSlot
+	var backlog uint64
+	if s.snap.startLSN > from {
+		backlog = uint64(s.snap.startLSN - from)
+	}
 	s.log.Info("resnapshot: streaming the current slot up to the new consistent point, then reading the tables again",
-		"resnapshot", req.ID, "tables", names, "old_slot", oldSlot, "from", from, "new_slot", s.slot, "until", s.snap.startLSN)
+		"resnapshot", req.ID, "tables", names, "old_slot", oldSlot, "from", from, "new_slot", s.slot, "until", s.snap.startLSN,
+		"catch_up_wal_bytes", backlog)
+	if backlog >= largeCatchUp {
+		// The snapshot transaction and its locks are already taken: they
+		// must be, from the consistent point on (see beginSnapshot).
+		s.log.Warn("resnapshot: a large WAL backlog to stream before the tables are read; meanwhile the chosen tables "+
+			"stay locked in ACCESS SHARE mode, so DDL on them (ALTER TABLE, DROP, TRUNCATE, VACUUM FULL) waits, and "+
+			"queries queued behind such DDL wait too", "resnapshot", req.ID, "tables", names, "catch_up_wal_bytes", backlog)
+	}
 	return nil
 }
+
+// largeCatchUp is the WAL backlog (bytes between the stored position and
+// a resnapshot's consistent point) above which the catch-up, during which
+// the chosen tables are locked, is worth a warning.
+const largeCatchUp = 1 << 30
 
 func (s *Source) notifyResnapshot(id int64, done bool) {
 	if s.cfg.OnResnapshot != nil {
@@ -424,8 +473,8 @@ func (s *Source) Ack(_ context.Context, upTo cdc.Position) error {
 	if s.oldSlot == "" || cp.Slot != s.oldSlot {
 		s.durable.Store(true)
 	}
-	if s.resnapWant != 0 && cp.Resnapshot >= s.resnapWant && s.resnapWasDone.CompareAndSwap(false, true) {
-		s.notifyResnapshot(s.resnapWant, true)
+	if s.resnapWant.ID != 0 && cp.resnapshot() == s.resnapWant && s.resnapWasDone.CompareAndSwap(false, true) {
+		s.notifyResnapshot(s.resnapWant.ID, true)
 	}
 	for {
 		cur := s.acked.Load()

@@ -78,6 +78,12 @@ func (s *Source) startStream(ctx context.Context, from, resume pglogrepl.LSN) er
 func (s *Source) readStream(ctx context.Context) (cdc.Batch, error) {
 	var b cdc.Batch
 	st := &s.stream
+	if s.checkpointNow {
+		// Everything before st.lastCp is durable already (the stored
+		// position, or a snapshot's end): a checkpoint there is true.
+		s.checkpointNow = false
+		return cdc.Batch{Checkpoint: s.checkpointAt(st.slot, st.lastCp)}, nil
+	}
 	for {
 		if err := s.maybeSendStatus(ctx); err != nil {
 			return cdc.Batch{}, err
@@ -263,10 +269,14 @@ func (s *Source) apply(ctx context.Context, st *streamState, msg pglogrepl.Messa
 	case *pglogrepl.TruncateMessage:
 		// Not captured, as in Debezium's default: a truncate has no key, and
 		// compacted topics refuse keyless records. Say so loudly: the rows
-		// stay alive on Kafka until the source is snapshotted again.
+		// stay alive on Kafka and downstream, and reading the table again
+		// (a resnapshot or a new snapshot) does not remove them, since a
+		// read only says which rows exist.
 		for _, id := range m.RelationIDs {
 			if rel, err := st.rel(id); err == nil {
-				s.log.Warn("TRUNCATE is not captured: the table's rows stay on Kafka; re-snapshot the source to drop them",
+				s.log.Warn("TRUNCATE is not captured: the table's rows stay on Kafka and in destinations, and no resnapshot or "+
+					"new snapshot removes them; delete them downstream, or capture into new topics (the source under a new "+
+					"name) and replay the pipelines from those with --clear",
 					"table", rel.id.String())
 			}
 		}
@@ -424,7 +434,8 @@ func classifyStreamErr(err error, slot string) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "42704" {
 		return cdc.Permanent(fmt.Errorf("replication slot %q was dropped underneath Sluice (%s): changes since the last "+
-			"confirmed position may be lost to it; set snapshot: when_needed (or re-snapshot) to rebuild: %w", slot, pe.Message, err))
+			"confirmed position may be lost to it; set snapshot: when_needed to rebuild from a new snapshot of every table "+
+			"(a resnapshot cannot: it resumes this slot first): %w", slot, pe.Message, err))
 	}
 	return err
 }

@@ -45,9 +45,10 @@ type Unit struct {
 	// Generation restarts a running unit when it changes (a restart
 	// action), even with the same spec.
 	Generation int
-	// Resnapshot is a source's latest resnapshot request, done or not: a
-	// new one (another ID) restarts the source, which reads its tables
-	// again unless its stored position says it did.
+	// Resnapshot is a source's latest resnapshot request, done, cancelled
+	// or not: a new one (another ID) or its cancellation restarts the
+	// source, which reads its tables again unless its stored position says
+	// it did (a cancelled request is not handed to the source).
 	Resnapshot *Resnapshot
 }
 
@@ -56,32 +57,62 @@ type Unit struct {
 type Resnapshot struct {
 	// ID increases with every request of a source.
 	ID int64 `json:"id"`
+	// Nonce is random: with the ID it identifies the request in the
+	// source's stored position, which is kept apart from the IDs (see
+	// postgres.ResnapshotRequest).
+	Nonce string `json:"nonce,omitempty"`
 	// Tables are schema.table names the source captures.
 	Tables      []string  `json:"tables"`
 	RequestedAt time.Time `json:"requested_at"`
 	// CompletedAt is set once the source's position recording the
 	// request is durable.
 	CompletedAt *time.Time `json:"completed_at,omitempty"`
+	// CancelledAt is set when an operator cancelled the request before it
+	// completed: the source streams on without it.
+	CancelledAt *time.Time `json:"cancelled_at,omitempty"`
 }
 
-func (r *Resnapshot) id() int64 {
-	if r == nil {
-		return 0
+// Same tells whether r and o are the same request (ID and nonce); nil is
+// no request.
+func (r *Resnapshot) Same(o *Resnapshot) bool {
+	if r == nil || o == nil {
+		return r == o
 	}
-	return r.ID
+	return r.ID == o.ID && r.Nonce == o.Nonce
+}
+
+// active is the request the source should be given: r, unless it was
+// cancelled.
+func (r *Resnapshot) active() *Resnapshot {
+	if r == nil || r.CancelledAt != nil {
+		return nil
+	}
+	return r
 }
 
 // Resnapshot states.
 const (
-	ResnapshotPending = "pending" // requested; the source has not started it (not running, or restarting)
-	ResnapshotRunning = "running" // the source reads the tables again
-	ResnapshotDone    = "done"    // complete and durable
+	// ResnapshotPending: the source is not carrying it out: it has not
+	// started it yet (restarting for it, failing before it got there, or
+	// stopped), or it stopped or failed while at it and starts it again
+	// when it runs again.
+	ResnapshotPending = "pending"
+	// ResnapshotRunning: the source has been carrying it out since
+	// StartedAt (catching up to the consistent point, then reading).
+	ResnapshotRunning = "running"
+	ResnapshotDone    = "done" // complete and durable
+	// ResnapshotCancelled: an operator cancelled it before it completed.
+	ResnapshotCancelled = "cancelled"
 )
 
 // ResnapshotStatus is the latest resnapshot request and how far it got.
+// A unit's status points to one that is never changed once it is set
+// (changes make a new one), because Status hands out copies of the status
+// that share it and are read without the unit's lock.
 type ResnapshotStatus struct {
 	Resnapshot
-	State     string     `json:"state"`
+	State string `json:"state"`
+	// StartedAt is when the source last started carrying it out.
 	StartedAt *time.Time `json:"started_at,omitempty"`
 }
 
@@ -124,6 +155,13 @@ func (r *running) setState(s State, err error) {
 	if r.status.State != s {
 		r.status.State, r.status.Since = s, time.Now().UTC()
 	}
+	if rs := r.status.Resnapshot; s != StateRunning && rs != nil && rs.State == ResnapshotRunning {
+		// The source stopped or failed before the request was done: it
+		// starts it again when it runs again. Copy on write.
+		c := *rs
+		c.State = ResnapshotPending
+		r.status.Resnapshot = &c
+	}
 	if err != nil {
 		now := time.Now().UTC()
 		r.status.LastError, r.status.LastErrorAt = err.Error(), &now
@@ -135,10 +173,12 @@ func (r *running) setState(s State, err error) {
 func (r *running) resnapshotEvent(id int64, done bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rs := r.status.Resnapshot
-	if rs == nil || rs.ID != id {
+	old := r.status.Resnapshot
+	if old == nil || old.ID != id || old.State == ResnapshotCancelled {
 		return
 	}
+	// Copy on write: statuses handed out share the old value.
+	rs := *old
 	now := time.Now().UTC()
 	switch {
 	case done && rs.State != ResnapshotDone:
@@ -148,7 +188,10 @@ func (r *running) resnapshotEvent(id int64, done bool) {
 		}
 	case !done && rs.State == ResnapshotPending:
 		rs.State, rs.StartedAt = ResnapshotRunning, &now
+	default:
+		return
 	}
+	r.status.Resnapshot = &rs
 }
 
 // setResnapshot makes req the unit's latest resnapshot request. r.mu is
@@ -158,15 +201,21 @@ func (r *running) setResnapshot(req *Resnapshot) {
 		r.status.Resnapshot = nil
 		return
 	}
-	rs := r.status.Resnapshot
-	if rs == nil || rs.ID != req.ID {
-		rs = &ResnapshotStatus{Resnapshot: *req, State: ResnapshotPending}
+	var rs ResnapshotStatus
+	if old := r.status.Resnapshot; old != nil && old.Resnapshot.Same(req) {
+		rs = *old
+	} else {
+		rs = ResnapshotStatus{Resnapshot: *req, State: ResnapshotPending}
 		rs.Tables = append([]string(nil), req.Tables...)
-		r.status.Resnapshot = rs
 	}
-	if req.CompletedAt != nil {
+	switch {
+	case req.CompletedAt != nil:
 		rs.State, rs.CompletedAt = ResnapshotDone, req.CompletedAt
+	case req.CancelledAt != nil && rs.State != ResnapshotDone:
+		rs.State, rs.CancelledAt = ResnapshotCancelled, req.CancelledAt
 	}
+	// Copy on write: statuses handed out share the old value.
+	r.status.Resnapshot = &rs
 }
 
 func (r *running) restarted() {
@@ -262,7 +311,7 @@ func (w *Worker) reconcile(ctx context.Context, env *runEnv) {
 		u, ok := desired[k]
 		if r.cancel != nil && (!ok || u.Desired != StateRunning || u.Version != r.unit.Version ||
 			u.SourceVersion != r.unit.SourceVersion || u.Generation != r.unit.Generation ||
-			u.Resnapshot.id() != r.unit.Resnapshot.id()) {
+			!u.Resnapshot.active().Same(r.unit.Resnapshot.active())) {
 			stop = append(stop, stopping{r.cancel, r.done})
 			r.cancel = nil
 		}
@@ -327,7 +376,10 @@ func (w *Worker) start(ctx context.Context, env *runEnv, r *running) {
 			w.stats[u.Name] = stats
 		}
 		run = func(ctx context.Context) error {
-			return w.runSource(ctx, u.Source, u.Resnapshot, r.resnapshotEvent, env, stats, r.log)
+			if w.runSourceFunc != nil {
+				return w.runSourceFunc(ctx, u, u.Resnapshot.active())
+			}
+			return w.runSource(ctx, u.Source, u.Resnapshot.active(), r.resnapshotEvent, env, stats, r.log)
 		}
 	case spec.KindPipeline:
 		stats := w.pipelineStats[u.Name]

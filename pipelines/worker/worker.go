@@ -46,6 +46,10 @@ type Worker struct {
 	changed       chan struct{} // signalled by Set
 	units         map[unitKey]*running
 	env           *runEnv // set once Kafka is reachable
+
+	// runSourceFunc, when set, runs a source unit instead of runSource
+	// (tests of the reconciler), with the request the source would get.
+	runSourceFunc func(ctx context.Context, u Unit, resnap *Resnapshot) error
 }
 
 // Stats returns the live counters of a source (nil if unknown).
@@ -178,7 +182,7 @@ func (w *Worker) runSource(ctx context.Context, src *spec.Source, resnap *Resnap
 	}
 	var req *postgres.ResnapshotRequest
 	if resnap != nil {
-		req = &postgres.ResnapshotRequest{ID: resnap.ID}
+		req = &postgres.ResnapshotRequest{ID: resnap.ID, Nonce: resnap.Nonce}
 		for i, t := range resnap.Tables {
 			id, err := cdc.ParseTableID(t, spec.DefaultSchema)
 			if err != nil {
