@@ -18,6 +18,43 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
+// startTwoTables creates a source database with tables a (rows rows) and b
+// (2000 rows) and an empty destination, and starts a server (instance
+// name) whose source captures both, chunkRows rows per snapshot query, and
+// whose pipeline copies them; it returns the two DSNs, the server and its
+// broker address.
+func startTwoTables(t *testing.T, name string, rows, chunkRows int) (src, dst string, srv *server, addr string) {
+	t.Helper()
+	ctx := t.Context()
+	srcDB := name + "_src"
+	src, err := testPG.CreateDatabase(ctx, srcDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dst, err = testPG.CreateDatabase(ctx, name+"_dst"); err != nil {
+		t.Fatal(err)
+	}
+	if err := testPG.Exec(ctx, srcDB, fmt.Sprintf(`
+		CREATE TABLE a (id bigint PRIMARY KEY, ver int NOT NULL, pad text);
+		INSERT INTO a SELECT g, 0, repeat('a', 100) FROM generate_series(1, %d) g;
+		CREATE TABLE b (id bigint PRIMARY KEY, ver int NOT NULL, pad text);
+		INSERT INTO b SELECT g, 0, 'b' FROM generate_series(1, 2000) g;`, rows)); err != nil {
+		t.Fatal(err)
+	}
+	specs := fmt.Sprintf(`kind: Source
+name: src
+postgres: {dsn: "${env:SRC_DSN}", tables: [a, b], snapshot_chunk_rows: %d, heartbeat_interval: 1s}
+---
+kind: Pipeline
+name: copy
+from: {source: src}
+sink: {postgres: {dsn: "${env:DST_DSN}"}, create_tables: true}
+`, chunkRows)
+	srv, addr = newServer(t, name, specs, "SRC_DSN="+src, "DST_DSN="+dst, "SLUICE_TOKENS=admin:e2e-admin-token")
+	srv.start()
+	return src, dst, srv, addr
+}
+
 // TestResnapshotSurvivesSIGKILL damages a pipeline's destination table,
 // asks the running source (with the CLI) to read that table again under a
 // live load on it and on another table, and SIGKILLs the server while the
@@ -27,32 +64,7 @@ import (
 func TestResnapshotSurvivesSIGKILL(t *testing.T) {
 	ctx := t.Context()
 	const srcDB = "resnap_src"
-	src, err := testPG.CreateDatabase(ctx, srcDB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst, err := testPG.CreateDatabase(ctx, "resnap_dst")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := testPG.Exec(ctx, srcDB, `
-		CREATE TABLE a (id bigint PRIMARY KEY, ver int NOT NULL, pad text);
-		INSERT INTO a SELECT g, 0, repeat('a', 100) FROM generate_series(1, 40000) g;
-		CREATE TABLE b (id bigint PRIMARY KEY, ver int NOT NULL, pad text);
-		INSERT INTO b SELECT g, 0, 'b' FROM generate_series(1, 2000) g;`); err != nil {
-		t.Fatal(err)
-	}
-	specs := `kind: Source
-name: src
-postgres: {dsn: "${env:SRC_DSN}", tables: [a, b], snapshot_chunk_rows: 500, heartbeat_interval: 1s}
----
-kind: Pipeline
-name: copy
-from: {source: src}
-sink: {postgres: {dsn: "${env:DST_DSN}"}, create_tables: true}
-`
-	srv, addr := newServer(t, "resnap", specs, "SRC_DSN="+src, "DST_DSN="+dst, "SLUICE_TOKENS=admin:e2e-admin-token")
-	srv.start()
+	src, dst, srv, addr := startTwoTables(t, "resnap", 40000, 500)
 	waitHTTP(t, "http://"+srv.listen+"/healthz")
 	const cols = "id::text, ver::text, pad"
 	waitSame(t, 90*time.Second, src, "a", dst, "a", cols)
@@ -218,33 +230,8 @@ func sourceStatus(t *testing.T, srv *server, name string) (st struct {
 // for the same tables before it is done answers the same request.
 func TestResnapshotCancel(t *testing.T) {
 	ctx := t.Context()
-	const srcDB = "resnap_cancel_src"
-	src, err := testPG.CreateDatabase(ctx, srcDB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst, err := testPG.CreateDatabase(ctx, "resnap_cancel_dst")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := testPG.Exec(ctx, srcDB, `
-		CREATE TABLE a (id bigint PRIMARY KEY, ver int NOT NULL, pad text);
-		INSERT INTO a SELECT g, 0, repeat('a', 100) FROM generate_series(1, 60000) g;
-		CREATE TABLE b (id bigint PRIMARY KEY, ver int NOT NULL, pad text);
-		INSERT INTO b SELECT g, 0, 'b' FROM generate_series(1, 2000) g;`); err != nil {
-		t.Fatal(err)
-	}
-	specs := `kind: Source
-name: src
-postgres: {dsn: "${env:SRC_DSN}", tables: [a, b], snapshot_chunk_rows: 200, heartbeat_interval: 1s}
----
-kind: Pipeline
-name: copy
-from: {source: src}
-sink: {postgres: {dsn: "${env:DST_DSN}"}, create_tables: true}
-`
-	srv, _ := newServer(t, "resnapc", specs, "SRC_DSN="+src, "DST_DSN="+dst, "SLUICE_TOKENS=admin:e2e-admin-token")
-	srv.start()
+	const srcDB = "resnapc_src"
+	src, dst, srv, _ := startTwoTables(t, "resnapc", 60000, 200)
 	defer srv.stop()
 	waitHTTP(t, "http://"+srv.listen+"/healthz")
 	const cols = "id::text, ver::text, pad"

@@ -369,23 +369,32 @@ func slicesIndexOp(recs []cdc.Record, op cdc.Op) int {
 	return len(recs)
 }
 
-// TestResnapshotCrashIsRedone cuts resnapshots short (during the replay of
-// the current slot, and during the reads), changes both tables while the
-// source is down, and restarts with the same request: it is taken again
-// from the stored position, rows deleted meanwhile do not stay alive on
-// Kafka, nothing of o is lost, and the leftover slot is dropped.
-func TestResnapshotCrashIsRedone(t *testing.T) {
-	dsn, db := newDB(t, resnapSchema)
+// capturedThenStopped starts a source on resnapSchema's tables on a
+// broker of its own, waits until public.t's image is on Kafka and stops
+// it: a source with a stored position, where the resnapshot tests begin.
+func capturedThenStopped(t *testing.T) (dsn, db, addr string, cfg Config) {
+	t.Helper()
+	dsn, db = newDB(t, resnapSchema)
 	emb := startBroker(t, t.TempDir(), "127.0.0.1:0")
-	defer emb.Close()
-	addr := emb.Addr()
-	cfg := testConfig(dsn, "t", "o")
+	t.Cleanup(func() { emb.Close() })
+	addr = emb.Addr()
+	cfg = testConfig(dsn, "t", "o")
 	dropSlotsAtEnd(t, cfg)
 	run := startCapture(t, addr, cfg)
 	waitImage(t, addr, dsn, "public.t", []string{"id"})
 	if err := run.stop(t); err != nil {
 		t.Fatal(err)
 	}
+	return dsn, db, addr, cfg
+}
+
+// TestResnapshotCrashIsRedone cuts resnapshots short (during the replay of
+// the current slot, and during the reads), changes both tables while the
+// source is down, and restarts with the same request: it is taken again
+// from the stored position, rows deleted meanwhile do not stay alive on
+// Kafka, nothing of o is lost, and the leftover slot is dropped.
+func TestResnapshotCrashIsRedone(t *testing.T) {
+	dsn, db, addr, cfg := capturedThenStopped(t)
 	cfg.Resnapshot = &ResnapshotRequest{ID: 1, Tables: []cdc.TableID{{Schema: "public", Name: "t"}}}
 	for _, reads := range []int{1, 6} {
 		// One transaction per harvest read: the first crash hits the
@@ -412,7 +421,7 @@ func TestResnapshotCrashIsRedone(t *testing.T) {
 	exec(t, db, `DELETE FROM t WHERE id <= 50; UPDATE o SET ver = ver + 1 WHERE id <= 100;`)
 	ev := &resnapEvents{}
 	cfg.OnResnapshot = ev.on
-	run = startCapture(t, addr, cfg)
+	run := startCapture(t, addr, cfg)
 	waitFor(t, 45*time.Second, "the resnapshot to be durable", func() bool { return ev.has("1:true") })
 	exec(t, db, `UPDATE o SET ver = ver + 1 WHERE id = 7; DELETE FROM t WHERE id = 60;`)
 	tRecs := waitImage(t, addr, dsn, "public.t", []string{"id"})
@@ -541,17 +550,7 @@ func TestResnapshotDoneOnlyIfRecorded(t *testing.T) {
 // stored position, and both topics still replay to the tables (the rows
 // already read again are harmless).
 func TestResnapshotCancelledMidway(t *testing.T) {
-	dsn, db := newDB(t, resnapSchema)
-	emb := startBroker(t, t.TempDir(), "127.0.0.1:0")
-	defer emb.Close()
-	addr := emb.Addr()
-	cfg := testConfig(dsn, "t", "o")
-	dropSlotsAtEnd(t, cfg)
-	run := startCapture(t, addr, cfg)
-	waitImage(t, addr, dsn, "public.t", []string{"id"})
-	if err := run.stop(t); err != nil {
-		t.Fatal(err)
-	}
+	dsn, db, addr, cfg := capturedThenStopped(t)
 	exec(t, db, `UPDATE o SET ver = ver + 1 WHERE id <= 3; UPDATE t SET ver = ver + 1 WHERE id <= 3;`)
 	cfg.Resnapshot = &ResnapshotRequest{ID: 1, Tables: []cdc.TableID{{Schema: "public", Name: "t"}}}
 	dying := startCaptureOf(t, addr, &dyingSource{Source: New(cfg), reads: 5})
@@ -567,7 +566,7 @@ func TestResnapshotCancelledMidway(t *testing.T) {
 	exec(t, db, `DELETE FROM t WHERE id <= 50; UPDATE o SET ver = ver + 1 WHERE id <= 100;`)
 	ev := &resnapEvents{}
 	cfg.Resnapshot, cfg.OnResnapshot = nil, ev.on
-	run = startCapture(t, addr, cfg)
+	run := startCapture(t, addr, cfg)
 	exec(t, db, `UPDATE t SET ver = ver + 1 WHERE id BETWEEN 100 AND 110; DELETE FROM o WHERE id = 7;`)
 	tRecs := waitImage(t, addr, dsn, "public.t", []string{"id"})
 	oRecs := waitImage(t, addr, dsn, "public.o", []string{"id"})
@@ -609,17 +608,7 @@ func storedPosition(t *testing.T, addr string) cdc.Position {
 // stay (a crash before the checkpoint at P is stored resumes on it). Only
 // once a checkpoint of the new slot is acknowledged is the old one dropped.
 func TestResnapshotKeepsOldSlotUntilNewOneIsDurable(t *testing.T) {
-	dsn, db := newDB(t, resnapSchema)
-	emb := startBroker(t, t.TempDir(), "127.0.0.1:0")
-	defer emb.Close()
-	addr := emb.Addr()
-	cfg := testConfig(dsn, "t", "o")
-	dropSlotsAtEnd(t, cfg)
-	run := startCapture(t, addr, cfg)
-	waitImage(t, addr, dsn, "public.t", []string{"id"})
-	if err := run.stop(t); err != nil {
-		t.Fatal(err)
-	}
+	_, db, addr, cfg := capturedThenStopped(t)
 	waitSlotsIdle(t, cfg)
 	// Transactions for the harvest of the current slot, which makes
 	// checkpoints of it.
@@ -780,17 +769,7 @@ func TestResnapshotWithSnapshotNever(t *testing.T) {
 // control plane merges them): request 2 is carried out from the stored
 // position, request 1 is never reported done, and nothing is lost.
 func TestResnapshotSupersededMidway(t *testing.T) {
-	dsn, db := newDB(t, resnapSchema)
-	emb := startBroker(t, t.TempDir(), "127.0.0.1:0")
-	defer emb.Close()
-	addr := emb.Addr()
-	cfg := testConfig(dsn, "t", "o")
-	dropSlotsAtEnd(t, cfg)
-	run := startCapture(t, addr, cfg)
-	waitImage(t, addr, dsn, "public.t", []string{"id"})
-	if err := run.stop(t); err != nil {
-		t.Fatal(err)
-	}
+	dsn, db, addr, cfg := capturedThenStopped(t)
 	exec(t, db, `UPDATE o SET ver = ver + 1 WHERE id <= 3; UPDATE t SET ver = ver + 1 WHERE id <= 3;`)
 	ev := &resnapEvents{}
 	cfg.Resnapshot = &ResnapshotRequest{ID: 1, Nonce: "a", Tables: []cdc.TableID{{Schema: "public", Name: "t"}}}
@@ -811,7 +790,7 @@ func TestResnapshotSupersededMidway(t *testing.T) {
 
 	exec(t, db, `DELETE FROM t WHERE id <= 20; UPDATE o SET ver = ver + 1 WHERE id <= 50; DELETE FROM o WHERE id = 300;`)
 	cfg.Resnapshot = &ResnapshotRequest{ID: 2, Nonce: "b", Tables: []cdc.TableID{{Schema: "public", Name: "o"}, {Schema: "public", Name: "t"}}}
-	run = startCapture(t, addr, cfg)
+	run := startCapture(t, addr, cfg)
 	waitFor(t, 45*time.Second, "request 2 to be durable", func() bool { return ev.has("2:true") })
 	exec(t, db, `UPDATE o SET ver = ver + 1 WHERE id = 9; UPDATE t SET ver = ver + 1 WHERE id = 99;`)
 	tRecs := waitImage(t, addr, dsn, "public.t", []string{"id"})
