@@ -63,6 +63,9 @@ func TestResnapshotAPI(t *testing.T) {
 	if u2, _ := rt.unit(spec.KindSource, "src"); u2.Resnapshot.ID != 2 || u2.Resnapshot.Nonce == "" || u2.Resnapshot.Nonce == u.Resnapshot.Nonce {
 		t.Fatalf("request 2 is %+v, after %+v: want a nonce of its own", u2.Resnapshot, u.Resnapshot)
 	}
+	// Its client retrying after a lost answer asks for t1 only: request 2
+	// covers it, so that is request 2, not a request 3 restarting the read.
+	call{"POST", path, admin, js, `{"tables": ["t1"]}`, 202, "resnapshot 2 of public.t2, public.t1 accepted (the same request as before"}.do(t, h)
 	rt.mu.Lock()
 	rt.resnapDone = map[string]int64{"src": 2}
 	rt.mu.Unlock()
@@ -139,9 +142,26 @@ func TestResnapshotCancel(t *testing.T) {
 	rt.resnapDone = map[string]int64{"src": 2}
 	rt.mu.Unlock()
 	call{"DELETE", path, admin, "", "", 409, "is done: there is nothing to cancel"}.do(t, h)
+	// Recorded done, still not cancellable (the check no longer depends on
+	// the runtime).
+	s.recordResnapshots(t.Context())
+	rt.mu.Lock()
+	rt.resnapDone = nil
+	rt.mu.Unlock()
+	call{"DELETE", path, admin, "", "", 409, "is done: there is nothing to cancel"}.do(t, h)
 	call{"POST", path, admin, js, `{"tables": ["t1"]}`, 202, "resnapshot 3 of public.t1 accepted"}.do(t, h)
 	if u, _ := rt.unit(spec.KindSource, "src"); u.Resnapshot.ID != 3 || u.Resnapshot.CancelledAt != nil {
 		t.Fatalf("the runtime got resnapshot %+v, want 3, not cancelled", u.Resnapshot)
+	}
+	// A cancel accepted while the source was finishing wins: the
+	// completion reported after it is not recorded.
+	call{"DELETE", path, admin, "", "", 200, "resnapshot 3 of public.t1 cancelled"}.do(t, h)
+	rt.mu.Lock()
+	rt.resnapDone = map[string]int64{"src": 3}
+	rt.mu.Unlock()
+	s.recordResnapshots(t.Context())
+	if hd, _, _ := s.Store.Get(spec.KindSource, "src"); hd.Resnapshot.CancelledAt == nil || hd.Resnapshot.CompletedAt != nil {
+		t.Fatalf("request 3 is %+v, want cancelled and not completed", hd.Resnapshot)
 	}
 }
 

@@ -199,9 +199,10 @@ func (s *Store) SetDesired(ctx context.Context, kind spec.Kind, name string, st 
 // RequestResnapshot records a new resnapshot request of source name: the
 // next ID, for tables and, when the previous request is pending (neither
 // done nor cancelled), its tables too, since the new request replaces it.
-// A request for the same tables as the pending one is that request
-// (repeated true): nothing is stored, so a client that retries after a
-// lost answer does not restart a long read.
+// A request for tables the pending one already covers (the same ones, or
+// some of them: a retry of a request that replaced an earlier one) is that
+// request (repeated true): nothing is stored, so a client that retries
+// after a lost answer does not restart a long read.
 //
 // runtimeDone is the request the runtime reports done (nil: none), which
 // may not be recorded yet; the caller asks the runtime before, so that the
@@ -213,7 +214,7 @@ func (s *Store) RequestResnapshot(ctx context.Context, name string, tables []str
 		if prev := h.Resnapshot; prev != nil {
 			req.ID = prev.ID + 1
 			if prev.CompletedAt == nil && prev.CancelledAt == nil && !prev.Same(runtimeDone) {
-				if sameTables(prev.Tables, tables) {
+				if covers(prev.Tables, tables) {
 					req, repeated = *prev, true
 					return false
 				}
@@ -241,15 +242,10 @@ func newNonce() string {
 	return hex.EncodeToString(b)
 }
 
-// sameTables tells whether a and b name the same tables, in any order.
-func sameTables(a, b []string) bool {
-	for _, t := range a {
-		if !slices.Contains(b, t) {
-			return false
-		}
-	}
-	for _, t := range b {
-		if !slices.Contains(a, t) {
+// covers reports whether every table of asked is in have.
+func covers(have, asked []string) bool {
+	for _, t := range asked {
+		if !slices.Contains(have, t) {
 			return false
 		}
 	}
@@ -276,11 +272,11 @@ func (s *Store) CancelResnapshot(ctx context.Context, name string,
 		case prev == nil:
 			refused = errNoResnapshot
 			return false
-		case prev.CancelledAt != nil:
-			req = *prev
-			return false
 		case prev.CompletedAt != nil || prev.Same(runtimeDone):
 			req, refused = *prev, errResnapshotDone
+			return false
+		case prev.CancelledAt != nil:
+			req = *prev
 			return false
 		}
 		req = *prev
@@ -297,7 +293,9 @@ func (s *Store) CancelResnapshot(ctx context.Context, name string,
 }
 
 // CompleteResnapshot records that resnapshot request req of source name
-// is complete; another request or a recorded completion stays as it is.
+// is complete; another request, a recorded completion or a cancellation
+// (accepted while the source was finishing: the cancel wins, the rows read
+// are on Kafka either way) stays as it is.
 //
 // Unlike the API's changes, which an operator makes against the state
 // they see, this runs in the background from a cache that may be older
@@ -308,7 +306,7 @@ func (s *Store) CompleteResnapshot(ctx context.Context, name string, req *worker
 	s.mu.Lock()
 	h, ok := s.heads[key{spec.KindSource, name}]
 	s.mu.Unlock()
-	if !ok || !h.Resnapshot.Same(req) || h.Resnapshot.CompletedAt != nil {
+	if !ok || !h.Resnapshot.Same(req) || h.Resnapshot.CompletedAt != nil || h.Resnapshot.CancelledAt != nil {
 		return nil
 	}
 	s.writeMu.Lock()
@@ -317,7 +315,7 @@ func (s *Store) CompleteResnapshot(ctx context.Context, name string, req *worker
 		return err
 	}
 	_, err := s.updateLocked(ctx, spec.KindSource, name, func(h *Head) bool {
-		if !h.Resnapshot.Same(req) || h.Resnapshot.CompletedAt != nil {
+		if !h.Resnapshot.Same(req) || h.Resnapshot.CompletedAt != nil || h.Resnapshot.CancelledAt != nil {
 			return false
 		}
 		r := *h.Resnapshot
