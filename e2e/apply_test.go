@@ -220,26 +220,19 @@ sink:
 // transactions until ctx ends; every update bumps ver by one.
 func applyLoad(ctx context.Context, pool *pgxpool.Pool) error {
 	next := 1000000
-	for ctx.Err() == nil {
-		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			for range 10 {
-				if _, err := tx.Exec(ctx, "UPDATE items SET ver = ver + 1, v = v || '+', n = n + 0.5 WHERE id = $1", 1+rand.IntN(30000)); err != nil {
-					return err
-				}
-			}
-			next++
-			if _, err := tx.Exec(ctx, "INSERT INTO items VALUES ($1, 0, 'new', 1.25, '{\"new\": true}')", next); err != nil {
+	return loadUntilDone(ctx, pool, 5*time.Millisecond, func(tx pgx.Tx) error {
+		for range 10 {
+			if _, err := tx.Exec(ctx, "UPDATE items SET ver = ver + 1, v = v || '+', n = n + 0.5 WHERE id = $1", 1+rand.IntN(30000)); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, "DELETE FROM items WHERE id = $1", 1+rand.IntN(30000))
-			return err
-		})
-		if err != nil && ctx.Err() == nil {
-			return fmt.Errorf("load: %w", err)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return nil
+		next++
+		if _, err := tx.Exec(ctx, "INSERT INTO items VALUES ($1, 0, 'new', 1.25, '{\"new\": true}')", next); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "DELETE FROM items WHERE id = $1", 1+rand.IntN(30000))
+		return err
+	})
 }
 
 // TestApplyDestinationOutage stops the destination server while changes

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -239,4 +240,18 @@ func waitStreaming(t *testing.T, dsn, slot string) {
 		err := conn.QueryRow(t.Context(), "SELECT active FROM pg_replication_slots WHERE slot_name = $1", slot).Scan(&active)
 		return err == nil && active
 	})
+}
+
+// loadUntilDone runs step in a transaction of its own, pausing between
+// transactions, until ctx ends: the live load of the tests that kill or
+// disturb Sluice while the source changes. A failure before ctx ended is
+// returned.
+func loadUntilDone(ctx context.Context, pool *pgxpool.Pool, pause time.Duration, step func(tx pgx.Tx) error) error {
+	for ctx.Err() == nil {
+		if err := pgx.BeginFunc(ctx, pool, step); err != nil && ctx.Err() == nil {
+			return fmt.Errorf("load: %w", err)
+		}
+		time.Sleep(pause)
+	}
+	return nil
 }

@@ -108,26 +108,19 @@ snapshot: initial
 // in small transactions, until ctx ends.
 func liveLoad(ctx context.Context, pool *pgxpool.Pool) error {
 	next := 100000
-	for ctx.Err() == nil {
-		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			for range 20 {
-				if _, err := tx.Exec(ctx, "UPDATE items SET ver = ver + 1 WHERE id = $1", 1+rand.IntN(60000)); err != nil {
-					return err
-				}
-			}
-			next++
-			if _, err := tx.Exec(ctx, "INSERT INTO items VALUES ($1, 0, 'new')", next); err != nil {
+	return loadUntilDone(ctx, pool, 10*time.Millisecond, func(tx pgx.Tx) error {
+		for range 20 {
+			if _, err := tx.Exec(ctx, "UPDATE items SET ver = ver + 1 WHERE id = $1", 1+rand.IntN(60000)); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, "DELETE FROM items WHERE id = $1", 1+rand.IntN(60000))
-			return err
-		})
-		if err != nil && ctx.Err() == nil {
-			return fmt.Errorf("load: %w", err)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return nil
+		next++
+		if _, err := tx.Exec(ctx, "INSERT INTO items VALUES ($1, 0, 'new')", next); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "DELETE FROM items WHERE id = $1", 1+rand.IntN(60000))
+		return err
+	})
 }
 
 // latest folds events into id -> ver of live rows.

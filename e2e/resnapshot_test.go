@@ -154,34 +154,27 @@ func TestResnapshotSurvivesSIGKILL(t *testing.T) {
 // twoTableLoad changes a and b in small transactions until ctx ends.
 func twoTableLoad(ctx context.Context, pool *pgxpool.Pool) error {
 	next := 1000000
-	for ctx.Err() == nil {
-		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			for range 5 {
-				if _, err := tx.Exec(ctx, "UPDATE a SET ver = ver + 1 WHERE id = $1", 1+rand.IntN(40000)); err != nil {
-					return err
-				}
-				if _, err := tx.Exec(ctx, "UPDATE b SET ver = ver + 1 WHERE id = $1", 1+rand.IntN(2000)); err != nil {
-					return err
-				}
-			}
-			next++
-			for _, q := range []string{"INSERT INTO a VALUES ($1, 0, 'new')", "INSERT INTO b VALUES ($1, 0, 'new')"} {
-				if _, err := tx.Exec(ctx, q, next); err != nil {
-					return err
-				}
-			}
-			if _, err := tx.Exec(ctx, "DELETE FROM a WHERE id = $1", 1+rand.IntN(40000)); err != nil {
+	return loadUntilDone(ctx, pool, 10*time.Millisecond, func(tx pgx.Tx) error {
+		for range 5 {
+			if _, err := tx.Exec(ctx, "UPDATE a SET ver = ver + 1 WHERE id = $1", 1+rand.IntN(40000)); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, "DELETE FROM b WHERE id = $1", 1+rand.IntN(2000))
-			return err
-		})
-		if err != nil && ctx.Err() == nil {
-			return fmt.Errorf("load: %w", err)
+			if _, err := tx.Exec(ctx, "UPDATE b SET ver = ver + 1 WHERE id = $1", 1+rand.IntN(2000)); err != nil {
+				return err
+			}
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return nil
+		next++
+		for _, q := range []string{"INSERT INTO a VALUES ($1, 0, 'new')", "INSERT INTO b VALUES ($1, 0, 'new')"} {
+			if _, err := tx.Exec(ctx, q, next); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM a WHERE id = $1", 1+rand.IntN(40000)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "DELETE FROM b WHERE id = $1", 1+rand.IntN(2000))
+		return err
+	})
 }
 
 // slotCount counts the replication slots of database db.

@@ -116,7 +116,7 @@ func (s *Sink) checkOffsets(ctx context.Context, tx pgx.Tx, offs cdc.Offsets) er
 	// pipeline, so the later one sees the earlier one's commit. It is sent
 	// with the query, in one round trip.
 	batch := &pgx.Batch{}
-	batch.Queue(`SELECT pg_advisory_xact_lock($1)`, s.offsetsLockKey())
+	batch.Queue(lockOffsetsSQL, s.offsetsLockKey())
 	batch.Queue(`SELECT topic, partition, next_offset FROM ` + quoteTable(s.cfg.OffsetsTable) + ` FOR UPDATE`)
 	br := tx.SendBatch(ctx, batch)
 	if _, err := br.Exec(); err != nil {
@@ -153,10 +153,14 @@ func (s *Sink) checkOffsets(ctx context.Context, tx pgx.Tx, offs cdc.Offsets) er
 	return nil
 }
 
+// lockOffsetsSQL takes the advisory lock of offsetsLockKey for the
+// transaction.
+const lockOffsetsSQL = `SELECT pg_advisory_xact_lock($1)`
+
 // lockOffsets takes the pipeline's advisory lock on its offsets table
 // for the transaction (see checkOffsets).
 func (s *Sink) lockOffsets(ctx context.Context, tx pgx.Tx) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, s.offsetsLockKey()); err != nil {
+	if _, err := tx.Exec(ctx, lockOffsetsSQL, s.offsetsLockKey()); err != nil {
 		return classify(fmt.Errorf("postgres sink: lock offsets in %s: %w", s.cfg.OffsetsTable, err))
 	}
 	return nil
