@@ -58,14 +58,15 @@ var ErrTombstone = errors.New("debezium: tombstone (null value)")
 // order) by pointer: a TableSchema must not be modified once a record
 // carrying it has been encoded. A changed table gets a new TableSchema.
 type JSON struct {
-	schemas bool
-	clock   func() time.Time
-	tables  boundedCache[tableKey, *tableCodec]
-	decoded boundedCache[uint64, *schemaEntry] // by hash of the schema text
-	known   knownSchemas                       // for split's fast path
-	seed    maphash.Seed
-	states  sync.Pool                 // of *fastState, for decodeFast
-	last    atomic.Pointer[lastEntry] // for knownEntry
+	schemas   bool
+	clock     func() time.Time
+	tables    boundedCache[tableKey, *tableCodec]
+	decoded   boundedCache[uint64, *schemaEntry] // by hash of the schema text
+	known     knownSchemas                       // value schemas, for split's fast path
+	knownKeys knownSchemas                       // key schemas, apart: they would take turns at the front
+	seed      maphash.Seed
+	states    sync.Pool                 // of *fastState, for decodeFast
+	last      atomic.Pointer[lastEntry] // for knownEntry
 }
 
 // Option configures a JSON codec.

@@ -49,7 +49,7 @@ func (j *JSON) tryFast(key, value []byte) (cdc.Record, bool) {
 	}
 	var ks, kp []byte
 	if len(key) > 0 && !bytes.Equal(key, jsonNull) {
-		if ks, kp, ok = j.known.split(key); !ok {
+		if ks, kp, ok = j.knownKeys.split(key); !ok {
 			return cdc.Record{}, false
 		}
 	}
@@ -59,11 +59,11 @@ func (j *JSON) tryFast(key, value []byte) (cdc.Record, bool) {
 
 func (j *JSON) decode(key, value []byte, fast bool) (cdc.Record, error) {
 	var r cdc.Record
-	vs, payload, err := j.split(value, fast)
+	vs, payload, err := j.split(&j.known, value, fast)
 	if err != nil {
 		return r, fmt.Errorf("value: %w", err)
 	}
-	ks, kp, err := j.split(key, fast)
+	ks, kp, err := j.split(&j.knownKeys, key, fast)
 	if err != nil {
 		return r, fmt.Errorf("key: %w", err)
 	}
@@ -148,16 +148,16 @@ func tombstone(ks, kp json.RawMessage) (cdc.Record, error) {
 }
 
 // split is the package's split, first trying (when fast) the known
-// schemas, and remembering the schema it parsed.
-func (j *JSON) split(data []byte, fast bool) (schema, payload json.RawMessage, err error) {
+// schemas k, and remembering in k the schema it parsed.
+func (j *JSON) split(k *knownSchemas, data []byte, fast bool) (schema, payload json.RawMessage, err error) {
 	if fast {
-		if s, p, ok := j.known.split(data); ok {
+		if s, p, ok := k.split(data); ok {
 			return s, p, nil
 		}
 	}
 	schema, payload, err = split(data)
 	if err == nil && schema != nil {
-		j.known.add(data, schema)
+		k.add(data, schema)
 	}
 	return schema, payload, err
 }

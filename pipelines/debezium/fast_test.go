@@ -62,7 +62,7 @@ func knownParts(t *testing.T, j *JSON, key, value []byte) (vs, ks, payload, kp [
 	if !ok {
 		t.Fatal("value schema not known")
 	}
-	if ks, kp, ok = j.known.split(key); !ok && len(key) > 0 {
+	if ks, kp, ok = j.knownKeys.split(key); !ok && len(key) > 0 {
 		t.Fatal("key schema not known")
 	}
 	return vs, ks, payload, kp
