@@ -33,7 +33,8 @@ var errFastPath = errors.New("not for the fast path")
 // payload and kp are the value and key payloads, both non-null.
 func (j *JSON) decodeFast(vs, ks, payload, kp []byte) (cdc.Record, error) {
 	var r cdc.Record
-	if err := validate(payload); err != nil {
+	escaped, err := precheck(payload)
+	if err != nil {
 		return r, err
 	}
 	st := j.fastState()
@@ -41,6 +42,11 @@ func (j *JSON) decodeFast(vs, ks, payload, kp []byte) (cdc.Record, error) {
 	env, err := st.value.ParseBytes(payload)
 	if err != nil {
 		return r, err
+	}
+	if !escaped {
+		if err := st.strictNumbers(env); err != nil {
+			return r, err
+		}
 	}
 	o, err := env.Object()
 	if err != nil {
@@ -109,6 +115,92 @@ func (j *JSON) decodeFast(vs, ks, payload, kp []byte) (cdc.Record, error) {
 	}
 	r.Schema = e.table
 	return r, nil
+}
+
+// precheck checks, before parsing, what fastjson's parser lets through
+// and the full decode would not. Text without a backslash holds no escape
+// sequence, and in it the parser only errs on the side of leniency about
+// numbers (leading zeros, "1.", "NaN", "inf"), which strictNumbers checks
+// after the parse: that costs a walk over the parsed values instead of a
+// second pass over every byte. Text with escapes is validated in full
+// (escaped reports it).
+func precheck(b []byte) (escaped bool, err error) {
+	if bytes.IndexByte(b, '\\') < 0 {
+		if hasControl(b) {
+			return false, errFastPath
+		}
+		return false, nil
+	}
+	return true, validate(b)
+}
+
+// strictNumbers checks that every number in v is written as JSON allows.
+func (st *fastState) strictNumbers(v *fastjson.Value) error {
+	switch v.Type() {
+	case fastjson.TypeNumber:
+		st.num = v.MarshalTo(st.num[:0])
+		if !isJSONNumber(st.num) {
+			return errFastPath
+		}
+	case fastjson.TypeObject:
+		o, _ := v.Object()
+		var err error
+		o.Visit(func(_ []byte, x *fastjson.Value) {
+			if err == nil {
+				err = st.strictNumbers(x)
+			}
+		})
+		return err
+	case fastjson.TypeArray:
+		xs, _ := v.Array()
+		for _, x := range xs {
+			if err := st.strictNumbers(x); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// isJSONNumber reports whether b is a number in JSON's grammar:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func isJSONNumber(b []byte) bool {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if i == len(b) || b[i] < '0' || b[i] > '9' {
+			return false
+		}
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i == len(b) || b[i] < '0' || b[i] > '9' {
+			return false
+		}
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	}
+	return i == len(b)
 }
 
 // validate checks that b is JSON the fast path may parse. fastjson's
@@ -227,6 +319,7 @@ type fastState struct {
 	// pending are the source block's extra members, typed once the
 	// schema entry is known.
 	pending []member
+	num     []byte // scratch for strictNumbers
 }
 
 type member struct {

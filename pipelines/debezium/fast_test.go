@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -284,6 +285,58 @@ func TestFastPathEmptyKeyStruct(t *testing.T) {
 		if ok {
 			if d := cmp.Diff(want, got, cmpOpts...); d != "" {
 				t.Errorf("key %s: fast path differs (-full +fast):\n%s", kp, d)
+			}
+		}
+	}
+}
+
+func TestIsJSONNumber(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"0", true}, {"-0", true}, {"7", true}, {"123", true}, {"-123", true},
+		{"1.5", true}, {"0.25", true}, {"1e5", true}, {"1E+5", true}, {"-2.5e-3", true},
+		{"", false}, {"-", false}, {"01", false}, {"-01", false}, {"+1", false},
+		{"1.", false}, {".5", false}, {"1e", false}, {"1e+", false}, {"1.e5", false},
+		{"NaN", false}, {"nan", false}, {"inf", false}, {"-inf", false}, {"1-2", false},
+		{"1e5.5", false}, {"--1", false}, {"0x10", false},
+	} {
+		if got := isJSONNumber([]byte(tc.in)); got != tc.want {
+			t.Errorf("isJSONNumber(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestFastPathLenientNumbers checks that numbers fastjson's parser takes
+// and JSON does not send an unescaped payload to the full decode, which
+// rejects them, wherever they are (a member the fast path reads or not).
+func TestFastPathLenientNumbers(t *testing.T) {
+	j := newCodec(true)
+	r := allCases()[slices.Sorted(maps.Keys(allCases()))[0]]
+	key, err1 := j.EncodeKey(r)
+	value, err2 := j.EncodeValue(r)
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Decode(key, value); err != nil {
+		t.Fatal(err)
+	}
+	vs, payload, ok := j.known.split(value)
+	if !ok {
+		t.Fatal("schema not known after a full decode")
+	}
+	for _, bad := range []string{"01", "1.", "NaN", "inf", "+1", "-"} {
+		for _, p := range []string{
+			strings.Replace(string(payload), `"op":`, `"ts_ms":`+bad+`,"op":`, 1),
+			strings.Replace(string(payload), `"op":`, `"extra":[1,{"x":`+bad+`}],"op":`, 1),
+		} {
+			msg := []byte(`{"schema":` + string(vs) + `,"payload":` + p + `}`)
+			if _, ok := j.tryFast(key, msg); ok {
+				t.Errorf("fast path took %s", p)
+			}
+			if _, err := j.Decode(key, msg); err == nil {
+				t.Errorf("Decode took %s", p)
 			}
 		}
 	}
