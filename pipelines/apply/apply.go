@@ -204,6 +204,7 @@ func (r *Runner) session(ctx context.Context) (err error) {
 		kgo.FetchMaxPartitionBytes(512<<10),
 		kgo.FetchMaxWait(200*time.Millisecond),
 	)
+	opts = append(opts, fetchMemory()...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
@@ -295,6 +296,15 @@ type polled struct {
 	records     int       // output records
 }
 
+// recycle hands the records' memory back to the fetch pool (see
+// fetchPool): once the batch is applied nothing reads them.
+func (p *polled) recycle() {
+	for _, it := range p.items {
+		it.rec.Recycle()
+	}
+	p.items = nil
+}
+
 // item is one Kafka record and what the stages made of it.
 type item struct {
 	rec  *kgo.Record
@@ -334,6 +344,7 @@ func (r *Runner) loop(ctx context.Context, cl *kgo.Client) error {
 			if err := r.applyPolled(gctx, cl, p); err != nil {
 				return err
 			}
+			p.recycle()
 		}
 		return nil
 	})
@@ -654,7 +665,8 @@ func (r *Runner) Reprocess(ctx context.Context) (taken, failedAgain int64, err e
 	if err != nil {
 		return 0, 0, fmt.Errorf("open sink: %w", err)
 	}
-	cl, err := kgo.NewClient(append(slices.Clone(r.ClientOpts), kgo.FetchMaxBytes(4<<20), kgo.FetchMaxPartitionBytes(512<<10))...)
+	opts := append(slices.Clone(r.ClientOpts), kgo.FetchMaxBytes(4<<20), kgo.FetchMaxPartitionBytes(512<<10))
+	cl, err := kgo.NewClient(append(opts, fetchMemory()...)...)
 	if err != nil {
 		return 0, 0, fmt.Errorf("kafka client: %w", err)
 	}
@@ -718,6 +730,7 @@ func (r *Runner) Reprocess(ctx context.Context) (taken, failedAgain int64, err e
 		if err := r.applyPolled(ctx, cl, p); err != nil {
 			return taken, r.Stats.DeadLettered.Load() - deadBefore, err
 		}
+		p.recycle()
 		for tp, next := range p.offsets {
 			if next >= until[tp] {
 				delete(until, tp)
