@@ -71,16 +71,23 @@ func (p *fetchPool) GetDecompressBytes(src []byte, codec kgo.CompressionCodecTyp
 
 // PutDecompressBytes takes back a slice franz-go is done with (zeroed).
 func (p *fetchPool) PutDecompressBytes(b []byte) {
-	if cap(b) < minBuf {
-		return
-	}
-	// The largest class whose minimum the slice meets.
-	c := bits.Len(uint(cap(b))) - 1 - minBufShift
-	if c >= bufClasses {
+	c, ok := putClass(cap(b))
+	if !ok {
 		return
 	}
 	b = b[:0]
 	p.bufs[c].Put(&b)
+}
+
+// putClass is the class a slice of capacity n goes back to: the largest
+// whose size it meets. Slices smaller than the smallest class, or larger
+// than the largest, are not kept.
+func putClass(n int) (int, bool) {
+	if n < minBuf {
+		return 0, false
+	}
+	c := bits.Len(uint(n)) - 1 - minBufShift
+	return c, c < bufClasses
 }
 
 // GetRecords returns a slice of at least n records.

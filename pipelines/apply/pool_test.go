@@ -66,28 +66,49 @@ func TestFetchPoolSizesFromZstdHeader(t *testing.T) {
 	}
 }
 
-func TestFetchPoolReuses(t *testing.T) {
+func TestPutClass(t *testing.T) {
+	for _, tc := range []struct {
+		n, want int
+		ok      bool
+	}{
+		{10, 0, false}, {minBuf - 1, 0, false},
+		{minBuf, 0, true}, {2*minBuf - 1, 0, true},
+		{2 * minBuf, 1, true}, {3 * minBuf, 1, true}, {4 * minBuf, 2, true},
+		{minBuf << 11, 11, true}, {minBuf<<12 - 1, 11, true}, {minBuf << 12, 12, false},
+	} {
+		c, ok := putClass(tc.n)
+		if ok != tc.ok || (ok && c != tc.want) {
+			t.Errorf("putClass(%d) = %d, %v; want %d, %v", tc.n, c, ok, tc.want, tc.ok)
+			continue
+		}
+		// Whatever a class hands out holds what a request of that
+		// class asked for: a slice put back in class c holds minBuf<<c.
+		if ok && tc.n < minBuf<<c {
+			t.Errorf("capacity %d put in class %d, whose requests need %d", tc.n, c, minBuf<<c)
+		}
+	}
+}
+
+// TestFetchPoolGets checks what the pool hands out, pooled or fresh
+// (sync.Pool may drop what was put back, and does at random under -race).
+func TestFetchPoolGets(t *testing.T) {
 	p := &fetchPool{}
-	b := make([]byte, 3*minBuf)
-	b[0] = 1
-	p.PutDecompressBytes(b)
-	// 3*minBuf meets class 1's minimum (2*minBuf), not class 2's.
-	got := p.GetDecompressBytes(make([]byte, 2*minBuf/guessRatio), kgo.CodecGzip)
-	if len(got) != 0 || cap(got) != 3*minBuf || &got[:1][0] != &b[0] {
-		t.Errorf("got len %d cap %d, want the slice put back", len(got), cap(got))
-	}
-	// Small slices are dropped, not pooled.
-	p.PutDecompressBytes(make([]byte, 10))
-	if got := p.GetDecompressBytes([]byte{1}, kgo.CodecGzip); cap(got) != minBuf {
-		t.Errorf("small request: cap %d, want a fresh %d", cap(got), minBuf)
-	}
-	rs := p.GetRecords(10)
-	if cap(rs) < 10 {
-		t.Fatalf("GetRecords(10): cap %d", cap(rs))
-	}
-	p.PutRecords(rs[:7])
-	if again := p.GetRecords(5); len(again) != 0 || cap(again) != cap(rs) {
-		t.Errorf("GetRecords(5) after a put: len %d cap %d, want 0 and %d", len(again), cap(again), cap(rs))
+	for range 20 {
+		for _, n := range []int{1, minBuf, 3 * minBuf, 9 * minBuf} {
+			b := p.GetDecompressBytes(make([]byte, max(1, n/guessRatio)), kgo.CodecGzip)
+			if len(b) != 0 || cap(b) < n/guessRatio*guessRatio {
+				t.Fatalf("request for %d: len %d cap %d", n, len(b), cap(b))
+			}
+			p.PutDecompressBytes(append(b, 1))
+		}
+		rs := p.GetRecords(10)
+		if len(rs) != 0 || cap(rs) < 10 {
+			t.Fatalf("GetRecords(10): len %d cap %d", len(rs), cap(rs))
+		}
+		p.PutRecords(rs[:7])
+		if more := p.GetRecords(50); len(more) != 0 || cap(more) < 50 {
+			t.Fatalf("GetRecords(50): len %d cap %d", len(more), cap(more))
+		}
 	}
 }
 
