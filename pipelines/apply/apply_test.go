@@ -83,7 +83,10 @@ func TestRunnerAppliesEverythingInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	// zstd, as Sources produce: the runner decompresses it into pooled
+	// memory that it recycles once a batch is applied.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchCompression(kgo.ZstdCompression()))
 	if err != nil {
 		t.Fatal(err)
 	}
