@@ -137,6 +137,9 @@ func runApply(ctx context.Context, e *env, o options) (*ApplyResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := settle(ctx, srcDSN); err != nil {
+		return nil, err
+	}
 	var errs []error
 	for _, mode := range []spec.SinkMode{spec.SinkUpsert, spec.SinkInsert} {
 		run, err := e.sluiceApply(ctx, srcDSN, mode, res, srcSum)
@@ -332,7 +335,7 @@ func (e *env) sluiceApply(ctx context.Context, srcDSN string, mode spec.SinkMode
 	if run.DestinationTable, err = describeTable(ctx, dstDSN, applyTable); err != nil {
 		return nil, err
 	}
-	return run, nil
+	return run, settle(ctx, dstDSN)
 }
 
 // waitApplied polls the pipeline's offsets table in the destination every
@@ -519,7 +522,7 @@ func (e *env) timeBare(ctx context.Context, db, table string, res *BareApply, sr
 	}
 	res.RowsPerSec = ratio(float64(sum.rows), res.Seconds)
 	res.DestinationRows, res.MatchesSource = sum.rows, sum == srcSum
-	return nil
+	return settle(ctx, dsn)
 }
 
 // readBenchRows reads the whole bench table, in id order.
@@ -609,6 +612,22 @@ func describeTable(ctx context.Context, dsn, table string) (string, error) {
 	return queryString(ctx, dsn, fmt.Sprintf(`SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
 		|| coalesce((SELECT ', ' || pg_get_constraintdef(c.oid) FROM pg_constraint c WHERE c.conrelid = '%[1]s'::regclass AND c.contype = 'p'), '')
 		FROM pg_attribute a WHERE a.attrelid = '%[1]s'::regclass AND a.attnum > 0 AND NOT a.attisdropped`, table))
+}
+
+// settle vacuums and analyzes the bench table of a finished run (not
+// timed): otherwise autovacuum does it whenever it wakes, in the middle of
+// whichever run comes next, which made the bare upsert vary from 120k to
+// 160k rows/s from one bench to the next.
+func settle(ctx context.Context, dsn string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "VACUUM (ANALYZE) "+applyTable); err != nil {
+		return fmt.Errorf("vacuum the finished run's table: %w", err)
+	}
+	return nil
 }
 
 // checkpoint runs CHECKPOINT, so that a timed load does not pay for the
