@@ -67,7 +67,7 @@ func (s *Sink) applyTable(ctx context.Context, tx pgx.Tx, g *tableBatch) error {
 		if err != nil {
 			return classify(fmt.Errorf("apply %s: %w", g.id, err))
 		}
-		f := &formatter{d: d, cols: map[*cdc.TableSchema]map[string]cdc.Column{}}
+		f := &formatter{d: d, slots: map[*cdc.TableSchema]map[string]slot{}}
 		switch s.cfg.Mode {
 		case ModeUpsert:
 			err = s.applyUpsert(ctx, tx, f, g, keyCols)
@@ -153,12 +153,19 @@ func (im *image) columns() []int {
 // formatter turns rows into images of one destination table.
 type formatter struct {
 	d       *destTable
-	cols    map[*cdc.TableSchema]map[string]cdc.Column
+	slots   map[*cdc.TableSchema]map[string]slot
 	missing []cdc.Column
 	// Free space for images.
 	images []image
 	vals   []string
 	states []byte
+}
+
+// slot is where a column of a record schema goes in the destination.
+type slot struct {
+	col       *cdc.Column // in the record schema
+	idx       int         // the destination column; -1 when it lacks one
+	generated bool        // the destination column is generated: not written
 }
 
 // newImage returns an empty image, carved from larger allocations.
@@ -177,59 +184,68 @@ func (f *formatter) newImage() *image {
 	return im
 }
 
-// column describes the named column of a record: from its schema, or
-// guessed from the value when the schema lacks it.
-func (f *formatter) column(sc *cdc.TableSchema, name string, v any) (cdc.Column, error) {
-	if sc != nil {
-		m := f.cols[sc]
-		if m == nil {
-			m = make(map[string]cdc.Column, len(sc.Columns))
-			for _, c := range sc.Columns {
-				m[c.Name] = c
+// schemaSlots maps the columns of record schema sc to the destination's,
+// once per schema: a record's columns then cost one lookup each.
+func (f *formatter) schemaSlots(sc *cdc.TableSchema) map[string]slot {
+	m := f.slots[sc]
+	if m == nil {
+		m = make(map[string]slot, len(sc.Columns))
+		for i := range sc.Columns {
+			c := &sc.Columns[i]
+			sl := slot{col: c, idx: -1}
+			if idx, ok := f.d.index[c.Name]; ok {
+				sl.idx, sl.generated = idx, f.d.cols[idx].generated
 			}
-			f.cols[sc] = m
+			m[c.Name] = sl
 		}
-		if c, ok := m[name]; ok {
-			return c, nil
-		}
+		f.slots[sc] = m
 	}
-	return inferColumn(name, v)
+	return m
 }
 
 // set writes row's columns (only those named in only, when not nil) into
-// im.
+// im. A column the record schema lacks is typed from its value.
 func (f *formatter) set(im *image, sc *cdc.TableSchema, row cdc.Row, only []string) error {
+	var slots map[string]slot
+	if sc != nil {
+		slots = f.schemaSlots(sc)
+	}
 	put := func(name string, v any) error {
-		idx, ok := f.d.index[name]
+		sl, ok := slots[name]
 		if !ok {
-			c, err := f.column(sc, name, v)
-			if err != nil {
-				return err
+			sl = slot{idx: -1}
+			if idx, ok := f.d.index[name]; ok {
+				sl.idx, sl.generated = idx, f.d.cols[idx].generated
 			}
+			if sl.idx < 0 || (!sl.generated && v != nil) {
+				c, err := inferColumn(name, v)
+				if err != nil {
+					return err
+				}
+				sl.col = &c
+			}
+		}
+		if sl.idx < 0 {
 			for _, m := range f.missing {
 				if m.Name == name {
 					return errMissingColumns
 				}
 			}
-			f.missing = append(f.missing, c)
+			f.missing = append(f.missing, *sl.col)
 			return errMissingColumns
 		}
-		if f.d.cols[idx].generated {
+		if sl.generated {
 			return nil
 		}
 		if v == nil {
-			im.state[idx], im.vals[idx] = null, ""
+			im.state[sl.idx], im.vals[sl.idx] = null, ""
 			return nil
 		}
-		c, err := f.column(sc, name, v)
-		if err != nil {
-			return err
-		}
-		text, err := formatText(c, v)
+		text, err := formatText(*sl.col, v)
 		if err != nil {
 			return cdc.Permanent(fmt.Errorf("column %q: %w", name, err))
 		}
-		im.state[idx], im.vals[idx] = present, text
+		im.state[sl.idx], im.vals[sl.idx] = present, text
 		return nil
 	}
 	var missing error
