@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -63,8 +65,15 @@ type Sink struct {
 	log  *slog.Logger
 
 	conn *pgx.Conn
-	// tables caches the destination tables' catalog data.
+	// mu guards tables, which Prepare reads from another goroutine, and
+	// prepared.
+	mu sync.Mutex
+	// tables caches the destination tables' catalog data. A destTable is
+	// not changed once cached (but for its checked set, which only the
+	// writing goroutine uses): a table that changes gets a new one.
 	tables map[cdc.TableID]*destTable
+	// prepared are the plans Prepare made for batches not yet written.
+	prepared []*preparedBatch
 	// temps holds the temporary tables that exist in the current session,
 	// by purpose, table and columns; pendingTemps those created by the
 	// running transaction.
@@ -174,6 +183,7 @@ func (s *Sink) write(ctx context.Context, b cdc.Applied) error {
 	if err != nil {
 		return err
 	}
+	plans := s.takePrepared(b.Records)
 	tx, err := s.conn.Begin(ctx)
 	if err != nil {
 		return s.fail(ctx, nil, fmt.Errorf("postgres sink: begin: %w", err))
@@ -182,7 +192,7 @@ func (s *Sink) write(ctx context.Context, b cdc.Applied) error {
 		return s.fail(ctx, tx, err)
 	}
 	for _, g := range groups {
-		if err := s.applyTable(ctx, tx, g); err != nil {
+		if err := s.applyTable(ctx, tx, g, plans[g.id]); err != nil {
 			return s.fail(ctx, tx, err)
 		}
 	}
@@ -291,7 +301,7 @@ func (s *Sink) resetSession() {
 	}
 	clear(s.temps)
 	clear(s.pendingTemps)
-	clear(s.tables)
+	s.forgetDests()
 }
 
 // fail ends a failed transaction and keeps the sink usable: the
@@ -299,7 +309,7 @@ func (s *Sink) resetSession() {
 // DDL that was rolled back) and the session's temporary tables are dropped,
 // and a broken connection is closed so that the next call reconnects.
 func (s *Sink) fail(ctx context.Context, tx pgx.Tx, err error) error {
-	clear(s.tables)
+	s.forgetDests()
 	clear(s.pendingTemps)
 	if s.conn == nil || s.conn.IsClosed() || isConnErr(err) {
 		return s.broken(err)
@@ -390,4 +400,101 @@ func permanentCode(code string) bool {
 		return true
 	}
 	return false
+}
+
+// preparedBatch is what Prepare made of a batch: an upsert plan per
+// destination table whose catalog data it had. The batch is known by its
+// records' backing array, which the plans keep from being reused.
+type preparedBatch struct {
+	first *cdc.Record
+	n     int
+	plans map[cdc.TableID]*upsertPlan
+}
+
+// maxPrepared bounds the plans kept for batches not yet written: the
+// runner prepares at most two batches ahead of the one it writes.
+const maxPrepared = 4
+
+// Prepare does ahead of time the part of writing recs that needs neither
+// the connection nor a transaction: in upsert mode, reducing each table's
+// records to the final state of each key and rendering them as COPY text.
+// The pipeline runtime calls it from the goroutine that polls and
+// transforms, while the batch before is being written, and then calls
+// Write with the same slice, unchanged; on a host with few CPUs that takes
+// the work off the path the writes wait on. Write uses a plan only if the
+// destination table's catalog data is still what the plan was made with,
+// and otherwise does the work itself, so Prepare is never needed for
+// correctness. It is safe to call concurrently with Write.
+func (s *Sink) Prepare(recs []cdc.Record) {
+	if s.cfg.Mode != ModeUpsert || len(recs) == 0 {
+		return
+	}
+	groups, err := groupByTable(recs)
+	if err != nil {
+		return // Write meets the error again and reports it
+	}
+	plans := map[cdc.TableID]*upsertPlan{}
+	for _, g := range groups {
+		d := s.dest(g.id)
+		if d == nil {
+			continue // Write looks the table up (or creates it) first
+		}
+		if p, err := planUpsert(newFormatter(d), g, recordKey(g.recs)); err == nil {
+			plans[g.id] = p
+		}
+	}
+	if len(plans) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.prepared) >= maxPrepared {
+		s.prepared = slices.Delete(s.prepared, 0, 1)
+	}
+	s.prepared = append(s.prepared, &preparedBatch{first: &recs[0], n: len(recs), plans: plans})
+}
+
+// takePrepared returns the plans Prepare made for recs (nil if none), and
+// forgets them and those of the batches before.
+func (s *Sink) takePrepared(recs []cdc.Record) map[cdc.TableID]*upsertPlan {
+	if len(recs) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, p := range s.prepared {
+		if p.first == &recs[0] && p.n == len(recs) {
+			s.prepared = slices.Delete(s.prepared, 0, i+1)
+			return p.plans
+		}
+	}
+	return nil
+}
+
+// dest returns the cached catalog data of table t (nil if not cached).
+func (s *Sink) dest(t cdc.TableID) *destTable {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tables[t]
+}
+
+// setDest caches d as table t's catalog data.
+func (s *Sink) setDest(t cdc.TableID, d *destTable) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tables[t] = d
+}
+
+// forgetDest drops table t's cached catalog data.
+func (s *Sink) forgetDest(t cdc.TableID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.tables, t)
+}
+
+// forgetDests drops all cached catalog data.
+func (s *Sink) forgetDests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.tables)
 }

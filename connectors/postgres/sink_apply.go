@@ -56,8 +56,10 @@ func groupByTable(recs []cdc.Record) ([]*tableBatch, error) {
 // that the destination lacks; formatter.missing lists them.
 var errMissingColumns = errors.New("columns missing in the destination")
 
-// applyTable applies one table's records.
-func (s *Sink) applyTable(ctx context.Context, tx pgx.Tx, g *tableBatch) error {
+// applyTable applies one table's records. A plan Prepare made for them,
+// if any, is used when the destination table is still the one it was made
+// for.
+func (s *Sink) applyTable(ctx context.Context, tx pgx.Tx, g *tableBatch, plan *upsertPlan) error {
 	var keyCols []string
 	if s.cfg.Mode != ModeInsert {
 		keyCols = recordKey(g.recs)
@@ -67,16 +69,20 @@ func (s *Sink) applyTable(ctx context.Context, tx pgx.Tx, g *tableBatch) error {
 		if err != nil {
 			return classify(fmt.Errorf("apply %s: %w", g.id, err))
 		}
-		f := &formatter{d: d, slots: map[*cdc.TableSchema]map[string]slot{}}
-		switch s.cfg.Mode {
-		case ModeUpsert:
-			err = s.applyUpsert(ctx, tx, f, g, keyCols)
-		default:
+		f := newFormatter(d)
+		switch {
+		case s.cfg.Mode != ModeUpsert:
 			err = s.applyAppend(ctx, tx, f, g, keyCols)
+		case plan != nil && plan.d == d:
+			err = s.execUpsert(ctx, tx, plan)
+		default:
+			if plan, err = planUpsert(f, g, keyCols); err == nil {
+				err = s.execUpsert(ctx, tx, plan)
+			}
 		}
 		if errors.Is(err, errMissingColumns) && attempt == 0 {
 			if err = s.addColumns(ctx, tx, d, f.missing, nil); err == nil {
-				delete(s.tables, g.id)
+				s.forgetDest(g.id)
 				continue
 			}
 		}
@@ -166,6 +172,10 @@ type slot struct {
 	col       *cdc.Column // in the record schema
 	idx       int         // the destination column; -1 when it lacks one
 	generated bool        // the destination column is generated: not written
+}
+
+func newFormatter(d *destTable) *formatter {
+	return &formatter{d: d, slots: map[*cdc.TableSchema]map[string]slot{}}
 }
 
 // newImage returns an empty image, carved from larger allocations.
@@ -304,20 +314,36 @@ type upsertEntry struct {
 	del, delFirst bool
 }
 
-// applyUpsert reduces the records per key (the last change wins; an image
+// upsertPlan is one table's part of a batch in upsert mode, reduced to the
+// final state of each key and rendered as COPY text: everything but the
+// statements, so that Prepare can do it while the batch before is written.
+type upsertPlan struct {
+	d      *destTable // the table as the plan saw it
+	keyIdx []int
+	dels   []byte // key columns of the keys to delete first; nil for none
+	groups []upsertGroup
+}
+
+// upsertGroup is the final images that have the same columns.
+type upsertGroup struct {
+	cols []int
+	data []byte
+}
+
+// planUpsert reduces the records per key (the last change wins; an image
 // with absent columns takes them from the key's earlier image in the
-// batch), then deletes and upserts set-wise.
-func (s *Sink) applyUpsert(ctx context.Context, tx pgx.Tx, f *formatter, g *tableBatch, keyCols []string) error {
+// batch), and renders the deletes and upserts to apply set-wise.
+func planUpsert(f *formatter, g *tableBatch, keyCols []string) (*upsertPlan, error) {
 	d := f.d
 	if len(keyCols) == 0 {
 		if len(d.uniques) == 0 || !d.pkFirst {
-			return cdc.Permanent(errors.New("upsert needs a key: the records carry none and the destination table has no primary key"))
+			return nil, cdc.Permanent(errors.New("upsert needs a key: the records carry none and the destination table has no primary key"))
 		}
 		keyCols = d.uniques[0]
 	}
 	conflict, ok := d.conflictKey(keyCols)
 	if !ok {
-		return cdc.Permanent(fmt.Errorf("destination table has no primary key or unique index on (%s) to upsert on "+
+		return nil, cdc.Permanent(fmt.Errorf("destination table has no primary key or unique index on (%s) to upsert on "+
 			"(add one, or use mode insert or history)", strings.Join(quoteAll(keyCols), ", ")))
 	}
 	keyIdx := make([]int, len(conflict))
@@ -333,7 +359,7 @@ func (s *Sink) applyUpsert(ctx context.Context, tx pgx.Tx, f *formatter, g *tabl
 		if r.Op == cdc.OpDelete {
 			// The key columns from Key, else from the before image.
 			if err := f.set(im, r.Schema, r.Key, conflict); err != nil {
-				return fmt.Errorf("key %s: %w", showKey(r.Key), err)
+				return nil, fmt.Errorf("key %s: %w", showKey(r.Key), err)
 			}
 			var lack []string
 			for i, k := range conflict {
@@ -343,24 +369,24 @@ func (s *Sink) applyUpsert(ctx context.Context, tx pgx.Tx, f *formatter, g *tabl
 			}
 			if len(lack) > 0 {
 				if err := f.set(im, r.Schema, r.Before, lack); err != nil {
-					return fmt.Errorf("key %s: %w", showKey(r.Key), err)
+					return nil, fmt.Errorf("key %s: %w", showKey(r.Key), err)
 				}
 			}
 		} else {
 			if r.After == nil {
-				return cdc.Permanent(fmt.Errorf("%s record without an after image (key %s)", r.Op, showKey(r.Key)))
+				return nil, cdc.Permanent(fmt.Errorf("%s record without an after image (key %s)", r.Op, showKey(r.Key)))
 			}
 			err := f.set(im, r.Schema, r.After, nil)
 			if errors.Is(err, errMissingColumns) {
 				missing = err
 			} else if err != nil {
-				return fmt.Errorf("key %s: %w", showKey(r.Key), err)
+				return nil, fmt.Errorf("key %s: %w", showKey(r.Key), err)
 			}
 			for _, k := range conflict {
 				if im.state[d.index[k]] == absent {
 					if v, ok := r.Key[k]; ok {
 						if err := f.set(im, r.Schema, cdc.Row{k: v}, nil); err != nil {
-							return fmt.Errorf("key %s: %w", showKey(r.Key), err)
+							return nil, fmt.Errorf("key %s: %w", showKey(r.Key), err)
 						}
 					}
 				}
@@ -368,7 +394,7 @@ func (s *Sink) applyUpsert(ctx context.Context, tx pgx.Tx, f *formatter, g *tabl
 		}
 		key, ok := keyText(im, keyIdx)
 		if !ok {
-			return cdc.Permanent(fmt.Errorf("%s record lacks a value for a key column (%s); key %s",
+			return nil, cdc.Permanent(fmt.Errorf("%s record lacks a value for a key column (%s); key %s",
 				r.Op, strings.Join(quoteAll(conflict), ", "), showKey(r.Key)))
 		}
 		j, seen := byKey[key]
@@ -393,7 +419,7 @@ func (s *Sink) applyUpsert(ctx context.Context, tx pgx.Tx, f *formatter, g *tabl
 		}
 	}
 	if missing != nil {
-		return missing
+		return nil, missing
 	}
 	var dels []*image
 	var groups [][]*image // by set of present columns, in order of appearance
@@ -419,13 +445,26 @@ func (s *Sink) applyUpsert(ctx context.Context, tx pgx.Tx, f *formatter, g *tabl
 		}
 		groups[j] = append(groups[j], e.im)
 	}
+	p := &upsertPlan{d: d, keyIdx: keyIdx}
 	if len(dels) > 0 {
-		if err := s.deleteRows(ctx, tx, d, keyIdx, dels); err != nil {
+		p.dels = appendCopyRows(nil, keyIdx, dels)
+	}
+	for _, rows := range groups {
+		cols := rows[0].columns()
+		p.groups = append(p.groups, upsertGroup{cols: cols, data: appendCopyRows(nil, cols, rows)})
+	}
+	return p, nil
+}
+
+// execUpsert applies a plan: the deletes, then one upsert per group.
+func (s *Sink) execUpsert(ctx context.Context, tx pgx.Tx, p *upsertPlan) error {
+	if p.dels != nil {
+		if err := s.deleteRows(ctx, tx, p.d, p.keyIdx, p.dels); err != nil {
 			return err
 		}
 	}
-	for _, rows := range groups {
-		if err := s.upsertRows(ctx, tx, d, rows[0].columns(), keyIdx, rows); err != nil {
+	for _, gr := range p.groups {
+		if err := s.upsertRows(ctx, tx, p.d, gr.cols, p.keyIdx, gr.data); err != nil {
 			return err
 		}
 	}

@@ -12,7 +12,7 @@ import (
 
 // upsertRows inserts rows (columns cols) into d, updating the present
 // non-key columns of rows whose key (keyIdx) exists.
-func (s *Sink) upsertRows(ctx context.Context, tx pgx.Tx, d *destTable, cols, keyIdx []int, rows []*image) error {
+func (s *Sink) upsertRows(ctx context.Context, tx pgx.Tx, d *destTable, cols, keyIdx []int, data []byte) error {
 	var set []string
 	for _, c := range cols {
 		if !containsInt(keyIdx, c) {
@@ -25,7 +25,7 @@ func (s *Sink) upsertRows(ctx context.Context, tx pgx.Tx, d *destTable, cols, ke
 		conflict = " ON CONFLICT (" + identList(d, keyIdx) + ") DO UPDATE SET " + strings.Join(set, ", ")
 	}
 	insert := "INSERT INTO " + d.ident + " AS d (" + identList(d, cols) + ") OVERRIDING SYSTEM VALUE "
-	tmp, err := s.loadTemp(ctx, tx, "u", d, cols, rows)
+	tmp, err := s.loadTemp(ctx, tx, "u", d, cols, data)
 	if err != nil {
 		return err
 	}
@@ -34,10 +34,10 @@ func (s *Sink) upsertRows(ctx context.Context, tx pgx.Tx, d *destTable, cols, ke
 }
 
 // deleteRows deletes the rows whose key columns (keyIdx) equal those of
-// rows.
-func (s *Sink) deleteRows(ctx context.Context, tx pgx.Tx, d *destTable, keyIdx []int, rows []*image) error {
+// the rows in data (COPY text of the key columns).
+func (s *Sink) deleteRows(ctx context.Context, tx pgx.Tx, d *destTable, keyIdx []int, data []byte) error {
 	var where []string
-	tmp, err := s.loadTemp(ctx, tx, "d", d, keyIdx, rows)
+	tmp, err := s.loadTemp(ctx, tx, "d", d, keyIdx, data)
 	if err != nil {
 		return err
 	}
@@ -51,13 +51,13 @@ func (s *Sink) deleteRows(ctx context.Context, tx pgx.Tx, d *destTable, keyIdx [
 
 // insertRows appends rows (columns cols) to d.
 func (s *Sink) insertRows(ctx context.Context, tx pgx.Tx, d *destTable, cols []int, rows []*image) error {
-	return s.copyRows(ctx, tx, "COPY "+d.ident+" ("+identList(d, cols)+") FROM STDIN", cols, rows)
+	return s.copyRows(ctx, tx, "COPY "+d.ident+" ("+identList(d, cols)+") FROM STDIN", s.copyText(cols, rows))
 }
 
 // insertNewRows appends rows (columns cols) to d, except those whose
 // unique key (keyIdx) d already holds or that repeat an earlier row's.
 func (s *Sink) insertNewRows(ctx context.Context, tx pgx.Tx, d *destTable, cols, keyIdx []int, rows []*image) error {
-	tmp, err := s.loadTemp(ctx, tx, "h", d, cols, rows)
+	tmp, err := s.loadTemp(ctx, tx, "h", d, cols, s.copyText(cols, rows))
 	if err != nil {
 		return err
 	}
@@ -66,9 +66,10 @@ func (s *Sink) insertNewRows(ctx context.Context, tx pgx.Tx, d *destTable, cols,
 	return err
 }
 
-// loadTemp copies rows into the temporary table for (purpose, d, cols),
-// creating it the first time, and returns its name.
-func (s *Sink) loadTemp(ctx context.Context, tx pgx.Tx, purpose string, d *destTable, cols []int, rows []*image) (string, error) {
+// loadTemp copies data (COPY text of columns cols) into the temporary
+// table for (purpose, d, cols), creating it the first time, and returns its
+// name.
+func (s *Sink) loadTemp(ctx context.Context, tx pgx.Tx, purpose string, d *destTable, cols []int, data []byte) (string, error) {
 	list := identList(d, cols)
 	k := purpose + " " + d.ident + " " + list
 	name, ok := s.temps[k]
@@ -87,31 +88,41 @@ func (s *Sink) loadTemp(ctx context.Context, tx pgx.Tx, purpose string, d *destT
 		name = "pg_temp." + bare
 		s.pendingTemps[k] = name
 	}
-	if err := s.copyRows(ctx, tx, "COPY "+name+" ("+list+") FROM STDIN", cols, rows); err != nil {
+	if err := s.copyRows(ctx, tx, "COPY "+name+" ("+list+") FROM STDIN", data); err != nil {
 		return "", err
 	}
 	return name, nil
 }
 
-// copyRows runs a COPY FROM STDIN in text format with the rows' cols.
-func (s *Sink) copyRows(ctx context.Context, tx pgx.Tx, sql string, cols []int, rows []*image) error {
-	buf := s.copyBuf[:0]
+// copyRows runs the COPY statement sql with data as its input.
+func (s *Sink) copyRows(ctx context.Context, tx pgx.Tx, sql string, data []byte) error {
+	_, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(data), sql)
+	return err
+}
+
+// copyText renders rows (columns cols) as COPY text into the sink's
+// reusable buffer: valid until the next call.
+func (s *Sink) copyText(cols []int, rows []*image) []byte {
+	s.copyBuf = appendCopyRows(s.copyBuf[:0], cols, rows)
+	return s.copyBuf
+}
+
+// appendCopyRows appends rows (columns cols) to b in COPY's text format.
+func appendCopyRows(b []byte, cols []int, rows []*image) []byte {
 	for _, im := range rows {
 		for j, c := range cols {
 			if j > 0 {
-				buf = append(buf, '\t')
+				b = append(b, '\t')
 			}
 			if im.state[c] == null {
-				buf = append(buf, `\N`...)
+				b = append(b, `\N`...)
 				continue
 			}
-			buf = appendCopyText(buf, im.vals[c])
+			b = appendCopyText(b, im.vals[c])
 		}
-		buf = append(buf, '\n')
+		b = append(b, '\n')
 	}
-	s.copyBuf = buf
-	_, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), sql)
-	return err
+	return b
 }
 
 // appendCopyText escapes v for COPY's text format.

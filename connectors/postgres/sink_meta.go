@@ -122,7 +122,7 @@ func (d *destTable) conflictKey(keyCols []string) ([]string, bool) {
 // CreateTables allows. keyCols is the record key, for a created table's
 // primary key in upsert mode.
 func (s *Sink) destFor(ctx context.Context, tx pgx.Tx, t cdc.TableID, recs []*cdc.Record, keyCols []string) (*destTable, error) {
-	d := s.tables[t]
+	d := s.dest(t)
 	if d == nil {
 		var err error
 		if d, err = loadDest(ctx, tx, t); err != nil {
@@ -136,7 +136,7 @@ func (s *Sink) destFor(ctx context.Context, tx pgx.Tx, t cdc.TableID, recs []*cd
 				return nil, err
 			}
 		}
-		s.tables[t] = d
+		s.setDest(t, d)
 	}
 	var missing []cdc.Column
 	seen := map[string]bool{}
@@ -171,7 +171,7 @@ func (s *Sink) destFor(ctx context.Context, tx pgx.Tx, t cdc.TableID, recs []*cd
 		if d == nil {
 			return nil, fmt.Errorf("table %s vanished after ALTER TABLE", t)
 		}
-		s.tables[t] = d
+		s.setDest(t, d)
 	}
 	if len(d.checked) > 1000 {
 		clear(d.checked)

@@ -80,19 +80,37 @@ func TestSinkUpsert(t *testing.T) {
 		}, []string{"1|a|n", "2|b|m"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dsn, _ := newDB(t, usersTable+tt.setup)
-			s, _ := openSink(t, dsn, ModeUpsert, false)
-			for i, b := range tt.batches {
-				if err := s.Write(t.Context(), cdc.Applied{Records: b}); err != nil {
-					t.Fatalf("batch %d: %v", i, err)
+		// Each case twice: written as is, and prepared first (see
+		// Prepare), which must come to the same.
+		for _, prepared := range []bool{false, true} {
+			name := tt.name
+			if prepared {
+				name += " (prepared)"
+			}
+			t.Run(name, func(t *testing.T) {
+				dsn, _ := newDB(t, usersTable+tt.setup)
+				s, _ := openSink(t, dsn, ModeUpsert, false)
+				if prepared {
+					cacheDest(t, s, usersID)
 				}
-			}
-			got := queryText(t, dsn, "SELECT id, name, note FROM users ORDER BY id")
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("rows (-want +got):\n%s", diff)
-			}
-		})
+				for i, b := range tt.batches {
+					var plan *upsertPlan
+					if prepared {
+						plan = prepare(t, s, b, usersID)
+					}
+					if err := s.Write(t.Context(), cdc.Applied{Records: b}); err != nil {
+						t.Fatalf("batch %d: %v", i, err)
+					}
+					if prepared && plan.d != s.dest(usersID) {
+						t.Fatalf("batch %d: the prepared plan was not used", i)
+					}
+				}
+				got := queryText(t, dsn, "SELECT id, name, note FROM users ORDER BY id")
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("rows (-want +got):\n%s", diff)
+				}
+			})
+		}
 	}
 }
 

@@ -143,3 +143,85 @@ func TestRunnerAppliesEverythingInOrder(t *testing.T) {
 		}
 	}
 }
+
+// preparingSink is a recordingSink that can prepare (see preparer) and
+// counts the writes of batches it was given to prepare.
+type preparingSink struct {
+	recordingSink
+	mu       sync.Mutex
+	prepared map[*cdc.Record]int // first record -> length
+	hits     int
+}
+
+func (s *preparingSink) Prepare(recs []cdc.Record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(recs) > 0 {
+		s.prepared[&recs[0]] = len(recs)
+	}
+}
+
+func (s *preparingSink) Write(ctx context.Context, b cdc.Applied) error {
+	time.Sleep(5 * time.Millisecond) // slower than polling: the hand-off fills
+	s.mu.Lock()
+	if len(b.Records) > 0 {
+		if n, ok := s.prepared[&b.Records[0]]; ok && n == len(b.Records) {
+			s.hits++
+		}
+	}
+	s.mu.Unlock()
+	return s.recordingSink.Write(ctx, b)
+}
+
+// TestRunnerPreparesWhileWriting: with a writer slower than polling, the
+// runner hands batches that wait for the hand-off to the sink's Prepare,
+// and then writes that very slice.
+func TestRunnerPreparesWhileWriting(t *testing.T) {
+	const n = 20000
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		v := make([]byte, 12)
+		binary.BigEndian.PutUint64(v[4:], uint64(i))
+		recs[i] = &kgo.Record{Topic: "t", Value: v}
+	}
+	if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	sink := &preparingSink{prepared: map[*cdc.Record]int{}}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	r := &Runner{Topics: []string{"t"}, ClientOpts: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)},
+		Decoder: seqDecoder{}, Stages: passStages{}, Sink: sink, BatchRows: 500,
+		Logger: slog.New(slog.DiscardHandler), Stats: &Stats{}}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for r.Stats.Applied.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("applied %d of %d records in 30 s", r.Stats.Applied.Load(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if sink.hits == 0 || len(sink.prepared) == 0 {
+		t.Fatalf("%d batches prepared, %d of them written as prepared; want some", len(sink.prepared), sink.hits)
+	}
+	if got := len(sink.recordingSink.applied[cdc.TopicPartition{Topic: "t"}]); got != n {
+		t.Errorf("%d records applied, want %d", got, n)
+	}
+}
