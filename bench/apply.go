@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,16 +40,35 @@ type ApplyResult struct {
 	// LoadSeconds is the source load while Sluice captured it (not compared).
 	LoadSeconds float64 `json:"load_seconds"`
 
+	// Rounds are the timed runs, in order. The host's speed drifts over
+	// minutes (a shared VM), so each Sluice run is timed right before its
+	// bare ceiling, and the ratios below are the median over the rounds.
+	Rounds []ApplyRound `json:"rounds"`
+
+	// Upsert and BareUpsert are the round with the median upsert ratio;
+	// Insert and BareCopy the round with the median insert ratio.
+	Upsert     *ApplyRun  `json:"upsert,omitempty"`
+	Insert     *ApplyRun  `json:"insert,omitempty"`
+	BareUpsert *BareApply `json:"bare_upsert,omitempty"`
+	BareCopy   *BareApply `json:"bare_copy,omitempty"`
+
+	UpsertRatio float64 `json:"upsert_ratio"` // median Sluice upsert rows/s over bare upsert rows/s
+	InsertRatio float64 `json:"insert_ratio"` // median Sluice insert rows/s over bare COPY rows/s
+}
+
+// ApplyRound is one round of the apply run: Sluice in upsert mode, the
+// bare upsert, Sluice in insert mode, the bare COPY, back to back.
+type ApplyRound struct {
 	Upsert *ApplyRun `json:"upsert,omitempty"`
-	Insert *ApplyRun `json:"insert,omitempty"`
 	// BareUpsert is multi-row INSERT ... ON CONFLICT (id) DO UPDATE,
 	// BareUpsertBatch rows a statement, each in its own transaction.
 	BareUpsert *BareApply `json:"bare_upsert,omitempty"`
+	Insert     *ApplyRun  `json:"insert,omitempty"`
 	// BareCopy is one binary COPY of every row.
 	BareCopy *BareApply `json:"bare_copy,omitempty"`
 
-	UpsertRatio float64 `json:"upsert_ratio"` // Sluice upsert rows/s over bare upsert rows/s
-	InsertRatio float64 `json:"insert_ratio"` // Sluice insert rows/s over bare COPY rows/s
+	UpsertRatio float64 `json:"upsert_ratio"`
+	InsertRatio float64 `json:"insert_ratio"`
 }
 
 // ApplyRun is one `sluice server` run whose pipeline applies the whole
@@ -117,8 +138,9 @@ sink:
 }
 
 // runApply puts the backlog on Kafka (a first Sluice run with the source
-// only), then times a Sluice run per sink mode applying it into a fresh
-// database, then the bare loads of the same rows into fresh databases.
+// only), then, o.applyRounds times, times a Sluice run per sink mode
+// applying it into a fresh database, each followed by the bare load of the
+// same rows into another fresh database.
 func runApply(ctx context.Context, e *env, o options) (*ApplyResult, error) {
 	res := &ApplyResult{Rows: o.applyRows, TxRows: o.txRows, BatchRows: o.applyBatchRows}
 	srcDSN, err := e.pg.CreateDatabase(ctx, applySourceDB)
@@ -140,30 +162,74 @@ func runApply(ctx context.Context, e *env, o options) (*ApplyResult, error) {
 	if err := settle(ctx, srcDSN); err != nil {
 		return nil, err
 	}
+	progress("reading the source rows into memory for the bare loads")
+	rows, err := readBenchRows(ctx, srcDSN)
+	if err != nil {
+		return nil, err
+	}
 	var errs []error
-	for _, mode := range []spec.SinkMode{spec.SinkUpsert, spec.SinkInsert} {
-		run, err := e.sluiceApply(ctx, srcDSN, mode, res, srcSum)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("sluice %s: %w", mode, err))
-			continue
-		}
-		if mode == spec.SinkUpsert {
-			res.Upsert = run
-		} else {
-			res.Insert = run
-		}
-	}
-	if ctx.Err() == nil {
-		res.BareUpsert, res.BareCopy, err = e.bareApply(ctx, srcDSN, srcSum)
+	for round := 1; round <= o.applyRounds && ctx.Err() == nil; round++ {
+		progress("apply round %d of %d", round, o.applyRounds)
+		r, err := e.applyRound(ctx, srcDSN, res, srcSum, rows, round)
 		errs = append(errs, err)
+		res.Rounds = append(res.Rounds, r)
 	}
-	if res.Upsert != nil && res.BareUpsert != nil {
-		res.UpsertRatio = ratio(res.Upsert.RowsPerSec, res.BareUpsert.RowsPerSec)
-	}
-	if res.Insert != nil && res.BareCopy != nil {
-		res.InsertRatio = ratio(res.Insert.RowsPerSec, res.BareCopy.RowsPerSec)
-	}
+	res.pickMedians()
 	return res, errors.Join(errs...)
+}
+
+// applyRound times Sluice and the bare load of each mode, back to back.
+func (e *env) applyRound(ctx context.Context, srcDSN string, res *ApplyResult, srcSum checksum, rows []benchRow, round int) (ApplyRound, error) {
+	var r ApplyRound
+	var errs []error
+	var err error
+	if r.Upsert, err = e.sluiceApply(ctx, srcDSN, spec.SinkUpsert, res, srcSum, round); err != nil {
+		errs = append(errs, fmt.Errorf("sluice upsert: %w", err))
+	}
+	if r.BareUpsert, err = e.bareUpsert(ctx, rows, srcSum, round); err != nil {
+		errs = append(errs, fmt.Errorf("bare upsert: %w", err))
+	}
+	if r.Insert, err = e.sluiceApply(ctx, srcDSN, spec.SinkInsert, res, srcSum, round); err != nil {
+		errs = append(errs, fmt.Errorf("sluice insert: %w", err))
+	}
+	if r.BareCopy, err = e.bareCopy(ctx, rows, srcSum, round); err != nil {
+		errs = append(errs, fmt.Errorf("bare COPY: %w", err))
+	}
+	if r.Upsert != nil && r.BareUpsert != nil {
+		r.UpsertRatio = ratio(r.Upsert.RowsPerSec, r.BareUpsert.RowsPerSec)
+	}
+	if r.Insert != nil && r.BareCopy != nil {
+		r.InsertRatio = ratio(r.Insert.RowsPerSec, r.BareCopy.RowsPerSec)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return r, fmt.Errorf("round %d: %w", round, err)
+	}
+	return r, nil
+}
+
+// pickMedians sets the result's runs and ratios from the rounds: for each
+// mode, the complete round with the median ratio (the lower middle one of
+// an even count).
+func (a *ApplyResult) pickMedians() {
+	var ups, ins []ApplyRound
+	for _, r := range a.Rounds {
+		if r.Upsert != nil && r.BareUpsert != nil {
+			ups = append(ups, r)
+		}
+		if r.Insert != nil && r.BareCopy != nil {
+			ins = append(ins, r)
+		}
+	}
+	if len(ups) > 0 {
+		slices.SortStableFunc(ups, func(x, y ApplyRound) int { return cmp.Compare(x.UpsertRatio, y.UpsertRatio) })
+		m := ups[(len(ups)-1)/2]
+		a.Upsert, a.BareUpsert, a.UpsertRatio = m.Upsert, m.BareUpsert, m.UpsertRatio
+	}
+	if len(ins) > 0 {
+		slices.SortStableFunc(ins, func(x, y ApplyRound) int { return cmp.Compare(x.InsertRatio, y.InsertRatio) })
+		m := ins[(len(ins)-1)/2]
+		a.Insert, a.BareCopy, a.InsertRatio = m.Insert, m.BareCopy, m.InsertRatio
+	}
 }
 
 // captureBacklog runs Sluice with the source only, loads the rows while it
@@ -285,10 +351,10 @@ func dirSize(dir string) (int64, error) {
 // fresh database, and times it until the pipeline's stored offsets reach
 // the end of the topic. It then checks the destination table against the
 // source (not timed).
-func (e *env) sluiceApply(ctx context.Context, srcDSN string, mode spec.SinkMode, res *ApplyResult, srcSum checksum) (*ApplyRun, error) {
-	db := "apply_" + string(mode)
+func (e *env) sluiceApply(ctx context.Context, srcDSN string, mode spec.SinkMode, res *ApplyResult, srcSum checksum, round int) (*ApplyRun, error) {
+	db := fmt.Sprintf("apply_%s_%d", mode, round)
 	run := &ApplyRun{Mode: string(mode), Pipeline: "apply_" + string(mode)}
-	scenario := applyScenario + "-" + string(mode)
+	scenario := fmt.Sprintf("%s-%s-%d", applyScenario, mode, round)
 	if err := copyDir(filepath.Join(e.work, applyScenario, "data"), filepath.Join(e.work, scenario, "data")); err != nil {
 		return nil, err
 	}
@@ -461,35 +527,36 @@ type benchRow struct {
 	d  time.Time
 }
 
-// bareApply reads the source rows into memory (not timed), then times the
-// bare upsert and the bare COPY, each into a fresh database.
-func (e *env) bareApply(ctx context.Context, srcDSN string, srcSum checksum) (upsert, cp *BareApply, err error) {
-	progress("reading the source rows into memory for the bare loads")
-	rows, err := readBenchRows(ctx, srcDSN)
-	if err != nil {
-		return nil, nil, err
-	}
+// bareUpsert times the bare upsert of rows into a fresh database.
+func (e *env) bareUpsert(ctx context.Context, rows []benchRow, srcSum checksum, round int) (*BareApply, error) {
 	progress("bare upsert of %d rows (%d-row INSERT ... ON CONFLICT, a transaction each)", len(rows), bareUpsertBatch)
-	upsert = &BareApply{Method: "INSERT ... VALUES (...), ... ON CONFLICT (id) DO UPDATE", BatchRows: bareUpsertBatch}
-	if err := e.timeBare(ctx, "apply_bare_upsert", benchTable, upsert, srcSum, func(conn *pgx.Conn) error {
-		return bareUpsert(ctx, conn, rows)
+	b := &BareApply{Method: "INSERT ... VALUES (...), ... ON CONFLICT (id) DO UPDATE", BatchRows: bareUpsertBatch}
+	db := fmt.Sprintf("apply_bare_upsert_%d", round)
+	if err := e.timeBare(ctx, db, benchTable, b, srcSum, func(conn *pgx.Conn) error {
+		return bareUpsertRows(ctx, conn, rows)
 	}); err != nil {
-		return nil, nil, fmt.Errorf("bare upsert: %w", err)
+		return nil, err
 	}
+	return b, nil
+}
+
+// bareCopy times one binary COPY of rows into a fresh database.
+func (e *env) bareCopy(ctx context.Context, rows []benchRow, srcSum checksum, round int) (*BareApply, error) {
 	progress("bare COPY of %d rows", len(rows))
-	cp = &BareApply{Method: "COPY (binary, pgx CopyFrom)", BatchRows: len(rows)}
+	b := &BareApply{Method: "COPY (binary, pgx CopyFrom)", BatchRows: len(rows)}
 	// No primary key, as Sluice creates insert-mode tables.
 	table := `CREATE TABLE bench (id bigint, a int, b text, c numeric(12,2), d timestamptz)`
-	if err := e.timeBare(ctx, "apply_bare_copy", table, cp, srcSum, func(conn *pgx.Conn) error {
+	db := fmt.Sprintf("apply_bare_copy_%d", round)
+	if err := e.timeBare(ctx, db, table, b, srcSum, func(conn *pgx.Conn) error {
 		_, err := conn.CopyFrom(ctx, pgx.Identifier{applyTable}, benchColumns, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
 			r := &rows[i]
 			return []any{r.id, r.a, r.b, r.c, r.d}, nil
 		}))
 		return err
 	}); err != nil {
-		return nil, nil, fmt.Errorf("bare COPY: %w", err)
+		return nil, err
 	}
-	return upsert, cp, nil
+	return b, nil
 }
 
 // timeBare creates database db with table, then times load on a connection
@@ -547,10 +614,10 @@ func readBenchRows(ctx context.Context, dsn string) ([]benchRow, error) {
 	return out, nil
 }
 
-// bareUpsert writes rows with one multi-row INSERT ... ON CONFLICT DO
+// bareUpsertRows writes rows with one multi-row INSERT ... ON CONFLICT DO
 // UPDATE per bareUpsertBatch rows, each its own transaction (autocommit).
 // pgx prepares the statement once and reuses it.
-func bareUpsert(ctx context.Context, conn *pgx.Conn, rows []benchRow) error {
+func bareUpsertRows(ctx context.Context, conn *pgx.Conn, rows []benchRow) error {
 	stmt := func(n int) string {
 		var b strings.Builder
 		b.WriteString("INSERT INTO bench (id, a, b, c, d) VALUES ")

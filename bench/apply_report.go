@@ -1,5 +1,10 @@
 package main
 
+import (
+	"fmt"
+	"strings"
+)
+
 func (r *Report) printApply(p func(string, ...any), a *ApplyResult) {
 	p("")
 	p("Apply: %d rows (%d records on Kafka) applied into an empty table of a fresh database of the same server,",
@@ -37,6 +42,16 @@ func (r *Report) printApply(p func(string, ...any), a *ApplyResult) {
 	if a.Insert != nil && a.BareCopy != nil {
 		p("  sluice insert / bare COPY = %.0f%%   target >= %.0f%%: %s", 100*a.InsertRatio, 100*targetApplyInsertRatio,
 			verdict(r.Targets["apply_insert_ratio"]))
+	}
+	if len(a.Rounds) > 1 {
+		var ups, ins []string
+		for _, r := range a.Rounds {
+			ups = append(ups, fmt.Sprintf("%.0f%%", 100*r.UpsertRatio))
+			ins = append(ins, fmt.Sprintf("%.0f%%", 100*r.InsertRatio))
+		}
+		p("  %d rounds, each sluice run timed just before its bare ceiling; the figures above are the median round's.", len(a.Rounds))
+		p("  upsert / bare upsert by round: %s; insert / bare COPY by round: %s",
+			strings.Join(ups, " "), strings.Join(ins, " "))
 	}
 	p("  (sluice rows/s: from the pipeline's \"pipeline consuming\" log line, i.e. without loading the embedded broker")
 	p("   from disk and opening the sink, until its offsets in the destination reach the end of the topic. Bare: rows")

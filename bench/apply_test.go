@@ -12,17 +12,18 @@ import (
 )
 
 func TestParseApplyFlags(t *testing.T) {
-	o, err := parseFlags([]string{"-apply-rows", "5000", "-apply-batch-rows", "1000", "-skip", "apply-latency"}, io.Discard)
+	o, err := parseFlags([]string{"-apply-rows", "5000", "-apply-batch-rows", "1000", "-apply-rounds", "5", "-skip", "apply-latency"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.applyRows != 5000 || o.applyBatchRows != 1000 || !o.skip["apply-latency"] || o.skip["apply"] {
+	if o.applyRows != 5000 || o.applyBatchRows != 1000 || o.applyRounds != 5 || !o.skip["apply-latency"] || o.skip["apply"] {
 		t.Errorf("parsed %+v", o)
 	}
 	for _, args := range [][]string{
 		{"-apply-rows", "0"},
 		{"-apply-batch-rows", "0"},
 		{"-apply-batch-rows", "100001"},
+		{"-apply-rounds", "0"},
 	} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) accepted", args)
@@ -94,5 +95,38 @@ func TestCopyDir(t *testing.T) {
 	}
 	if n, err := dirSize(dst); err != nil || n != 4 {
 		t.Errorf("dirSize = %d, %v", n, err)
+	}
+}
+
+func TestApplyMedians(t *testing.T) {
+	round := func(up, in float64) ApplyRound {
+		return ApplyRound{Upsert: &ApplyRun{RowsPerSec: up}, BareUpsert: &BareApply{RowsPerSec: 1},
+			Insert: &ApplyRun{RowsPerSec: in}, BareCopy: &BareApply{RowsPerSec: 1}, UpsertRatio: up, InsertRatio: in}
+	}
+	for _, tc := range []struct {
+		name           string
+		rounds         []ApplyRound
+		wantUp, wantIn float64
+	}{
+		{"one", []ApplyRound{round(0.6, 0.2)}, 0.6, 0.2},
+		{"three", []ApplyRound{round(0.9, 0.1), round(0.6, 0.3), round(0.7, 0.2)}, 0.7, 0.2},
+		{"even: the lower middle", []ApplyRound{round(0.9, 0.4), round(0.6, 0.1), round(0.7, 0.3), round(0.8, 0.2)}, 0.7, 0.2},
+		{"incomplete rounds do not count", []ApplyRound{round(0.5, 0.5), {UpsertRatio: 0.1, Upsert: &ApplyRun{}}, round(0.8, 0.1)}, 0.5, 0.1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &ApplyResult{Rounds: tc.rounds}
+			a.pickMedians()
+			if a.UpsertRatio != tc.wantUp || a.InsertRatio != tc.wantIn {
+				t.Errorf("ratios %v, %v; want %v, %v", a.UpsertRatio, a.InsertRatio, tc.wantUp, tc.wantIn)
+			}
+			if a.Upsert == nil || a.Upsert.RowsPerSec != tc.wantUp || a.Insert == nil || a.Insert.RowsPerSec != tc.wantIn {
+				t.Errorf("the runs reported are not the median rounds': %+v %+v", a.Upsert, a.Insert)
+			}
+		})
+	}
+	a := &ApplyResult{}
+	a.pickMedians()
+	if a.Upsert != nil || a.UpsertRatio != 0 {
+		t.Errorf("no rounds: %+v", a)
 	}
 }

@@ -7,8 +7,10 @@
 //
 // Apply: throughput of a pipeline applying a backlog already on Kafka, in
 // upsert mode next to a bare multi-row INSERT ... ON CONFLICT and in insert
-// mode next to a bare COPY (the ceilings), and source-to-destination latency
-// at a steady rate through source, Kafka and pipeline.
+// mode next to a bare COPY (the ceilings), each Sluice run timed right
+// before its ceiling and the ratio taken as the median over -apply-rounds
+// rounds (a shared VM's speed drifts over minutes), and source-to-destination
+// latency at a steady rate through source, Kafka and pipeline.
 //
 // Peak RSS of the sluice process is reported for every run.
 //
@@ -17,7 +19,7 @@
 // never asserts: it reports figures and whether each target was met.
 //
 //	go run ./bench [-rows 1000000] [-latency-duration 30s] [-pgbench-duration 30s]
-//	               [-apply-rows 1000000] [-apply-batch-rows 5000]
+//	               [-apply-rows 1000000] [-apply-batch-rows 5000] [-apply-rounds 3]
 //	               [-skip throughput,latency,pgbench,apply,apply-latency] [-json FILE]
 //
 // Linux only: peak RSS and CPU time are read from /proc.
@@ -48,6 +50,7 @@ type options struct {
 	pgbenchScale    int
 	applyRows       int
 	applyBatchRows  int
+	applyRounds     int
 	skip            map[string]bool
 	jsonPath        string
 	sluiceBin       string
@@ -70,6 +73,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.pgbenchScale, "pgbench-scale", 10, "pgbench scale factor (pgbench -i -s)")
 	fs.IntVar(&o.applyRows, "apply-rows", 1_000_000, "rows put on Kafka, then applied, in the apply run")
 	fs.IntVar(&o.applyBatchRows, "apply-batch-rows", spec.DefaultBatchRows, "sink.batch_rows of the apply run's pipelines")
+	fs.IntVar(&o.applyRounds, "apply-rounds", 3, "rounds of the apply run (each: sluice and bare upsert, sluice insert and bare COPY); the median ratio counts")
 	fs.StringVar(&skip, "skip", "", "comma-separated scenarios to skip: "+strings.Join(scenarios, ","))
 	fs.StringVar(&o.jsonPath, "json", "", "also write the figures as JSON to this file")
 	fs.StringVar(&o.sluiceBin, "sluice", "", "use this sluice binary instead of building ./cmd/sluice")
@@ -86,6 +90,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.applyRows < 1 {
 		errs = append(errs, errors.New("-apply-rows must be positive"))
+	}
+	if o.applyRounds < 1 {
+		errs = append(errs, errors.New("-apply-rounds must be positive"))
 	}
 	if o.applyBatchRows < 1 || o.applyBatchRows > spec.MaxBatchRows {
 		errs = append(errs, fmt.Errorf("-apply-batch-rows must be 1 to %d", spec.MaxBatchRows))
