@@ -447,11 +447,12 @@ func planUpsert(f *formatter, g *tableBatch, keyCols []string) (*upsertPlan, err
 	}
 	p := &upsertPlan{d: d, keyIdx: keyIdx}
 	if len(dels) > 0 {
-		p.dels = appendCopyRows(nil, keyIdx, dels)
+		p.dels = appendCopyRows(make([]byte, 0, copySize(keyIdx, dels)), keyIdx, dels)
 	}
 	for _, rows := range groups {
 		cols := rows[0].columns()
-		p.groups = append(p.groups, upsertGroup{cols: cols, data: appendCopyRows(nil, cols, rows)})
+		data := appendCopyRows(make([]byte, 0, copySize(cols, rows)), cols, rows)
+		p.groups = append(p.groups, upsertGroup{cols: cols, data: data})
 	}
 	return p, nil
 }

@@ -125,6 +125,21 @@ func appendCopyRows(b []byte, cols []int, rows []*image) []byte {
 	return b
 }
 
+// copySize is about what appendCopyRows appends for rows (columns cols):
+// exact for values without characters to escape.
+func copySize(cols []int, rows []*image) int {
+	n := 0
+	for _, im := range rows {
+		for _, c := range cols {
+			n += len(im.vals[c]) + 1 // a tab or the newline
+			if im.state[c] == null {
+				n += 2
+			}
+		}
+	}
+	return n
+}
+
 // appendCopyText escapes v for COPY's text format.
 func appendCopyText(b []byte, v string) []byte {
 	start := 0

@@ -124,3 +124,61 @@ func TestSinkPrepareWhileWriting(t *testing.T) {
 		t.Errorf("prepared writes differ from plain ones (-plain +prepared):\n%s", diff)
 	}
 }
+
+// BenchmarkPlanUpsert is the CPU-bound half of an upsert write (what
+// Prepare does) for batches of benchBatch, without a server: the
+// destination table is described by hand as create_tables makes it.
+func BenchmarkPlanUpsert(b *testing.B) {
+	d := &destTable{id: benchSchema.Table, ident: quoteTable(benchSchema.Table), index: map[string]int{},
+		checked: map[*cdc.TableSchema]bool{}, uniques: [][]string{{"id"}}, pkFirst: true}
+	for _, c := range benchSchema.Columns {
+		d.index[c.Name] = len(d.cols)
+		d.cols = append(d.cols, destCol{name: c.Name, ident: quoteIdent(c.Name), typ: c.SourceType})
+	}
+	batch := benchBatch(1)
+	groups, err := groupByTable(batch.Records)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := planUpsert(newFormatter(d), groups[0], benchSchema.Key); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(batch.Records))/b.Elapsed().Seconds(), "rows/s")
+}
+
+func TestCopySize(t *testing.T) {
+	im := func(vals ...string) *image {
+		x := &image{vals: vals, state: make([]byte, len(vals))}
+		for i, v := range vals {
+			x.state[i] = present
+			if v == "NULL" {
+				x.state[i], x.vals[i] = null, ""
+			}
+		}
+		return x
+	}
+	for _, tc := range []struct {
+		name  string
+		rows  []*image
+		exact bool
+	}{
+		{"plain", []*image{im("1", "abc", "2026-01-01 00:00:00+00"), im("22", "", "x")}, true},
+		{"nulls", []*image{im("1", "NULL", "y"), im("NULL", "NULL", "NULL")}, true},
+		{"escapes grow past it", []*image{im("1", "a\tb\\c\nd", "e")}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cols := []int{0, 1, 2}
+			n := copySize(cols, tc.rows)
+			got := len(appendCopyRows(nil, cols, tc.rows))
+			if tc.exact && got != n {
+				t.Errorf("copySize %d, rendered %d bytes", n, got)
+			}
+			if !tc.exact && got <= n {
+				t.Errorf("copySize %d, rendered %d bytes: want more (escapes)", n, got)
+			}
+		})
+	}
+}
