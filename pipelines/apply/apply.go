@@ -337,7 +337,8 @@ type item struct {
 // transforming the next batch overlaps with writing the current one: the
 // two run in their own goroutines, with one batch handed between them, so
 // memory holds at most three batches (one fetched by franz-go, one
-// transformed, one being written).
+// transformed, one being written), and what a preparer made of those
+// waiting.
 //
 // The poller decodes on every CPU while the writer keeps up with it. When
 // the writer is the slower of the two (a full hand-off: it has not taken
@@ -751,6 +752,7 @@ func (r *Runner) Reprocess(ctx context.Context) (taken, failedAgain int64, err e
 		}
 		// Keep only what was there when reprocessing started: records
 		// dead-lettered again by this run wait for the next one.
+		polledItems := slices.Clone(p.items) // all of them go back to the pool
 		kept := p.items[:0]
 		p.dead, p.records = nil, 0
 		for _, it := range p.items {
@@ -772,6 +774,7 @@ func (r *Runner) Reprocess(ctx context.Context) (taken, failedAgain int64, err e
 		if err := r.applyPolled(ctx, cl, p); err != nil {
 			return taken, r.Stats.DeadLettered.Load() - deadBefore, err
 		}
+		p.items = polledItems
 		p.recycle()
 		for tp, next := range p.offsets {
 			if next >= until[tp] {

@@ -10,7 +10,8 @@ import (
 )
 
 // maxBatchBytes bounds what one fetched batch may decompress to, as
-// franz-go's own default does.
+// franz-go's own default does (kgo.MaxDecompressBatchBytes does not reach a
+// custom decompressor: this is the limit for every codec).
 const maxBatchBytes = 1 << 30
 
 // decompressor is franz-go's decompressor but for zstd, the codec Sluice
@@ -33,7 +34,15 @@ func newDecompressor(pool *fetchPool) *decompressor {
 // Decompress decompresses src, compressed with codec.
 func (d *decompressor) Decompress(src []byte, codec kgo.CompressionCodecType) ([]byte, error) {
 	if codec != kgo.CodecZstd {
-		return d.other.Decompress(src, codec)
+		out, err := d.other.Decompress(src, codec)
+		if err == nil && codec != kgo.CodecNone && uint64(len(out)) > d.maxBytes {
+			// franz-go's decompressor, made here, does not take the
+			// client's limit: the same one applies to every codec.
+			clear(out[:cap(out)])
+			d.pool.PutDecompressBytes(out)
+			return nil, fmt.Errorf("%w: %s batch of %d bytes", kgo.ErrMaxDecompress, codecName(codec), len(out))
+		}
+		return out, err
 	}
 	dec, ok := d.decoders.Get().(*zstd.Decoder)
 	if !ok {
@@ -48,7 +57,9 @@ func (d *decompressor) Decompress(src []byte, codec kgo.CompressionCodecType) ([
 	dst := d.pool.GetDecompressBytes(src, codec)
 	out, err := dec.DecodeAll(src, dst)
 	if err != nil {
-		// No record will hold the slice: it goes back now.
+		// No record will hold the slice: it goes back now, cleared
+		// as franz-go clears what it gives back.
+		clear(dst[:cap(dst)])
 		d.pool.PutDecompressBytes(dst)
 		if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
 			return nil, fmt.Errorf("%w: %w", kgo.ErrMaxDecompress, err)
@@ -56,4 +67,18 @@ func (d *decompressor) Decompress(src []byte, codec kgo.CompressionCodecType) ([
 		return nil, err
 	}
 	return out, nil
+}
+
+func codecName(c kgo.CompressionCodecType) string {
+	switch c {
+	case kgo.CodecGzip:
+		return "gzip"
+	case kgo.CodecSnappy:
+		return "snappy"
+	case kgo.CodecLz4:
+		return "lz4"
+	case kgo.CodecZstd:
+		return "zstd"
+	}
+	return fmt.Sprintf("codec %d", c)
 }

@@ -162,4 +162,17 @@ func TestDecompressorSizeLimit(t *testing.T) {
 	if _, err := d.Decompress(frame, kgo.CodecZstd); err != nil {
 		t.Fatalf("under the limit: %v", err)
 	}
+	// The same limit for franz-go's codecs.
+	gz, err := kgo.DefaultCompressor(kgo.GzipCompression())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1 << 19, 2 << 20} {
+		plain, _ := zstdFrame(t, n)
+		c, codec := gz.Compress(new(bytes.Buffer), plain)
+		_, err := d.Decompress(bytes.Clone(c), codec)
+		if over := n > 1<<20; over != errors.Is(err, kgo.ErrMaxDecompress) {
+			t.Errorf("gzip batch of %d bytes: %v", n, err)
+		}
+	}
 }
