@@ -218,6 +218,7 @@ func (s *Sink) write(ctx context.Context, b cdc.Applied) error {
 
 // Close disconnects.
 func (s *Sink) Close(ctx context.Context) error {
+	s.forgetPrepared()
 	if s.conn == nil {
 		return nil
 	}
@@ -302,6 +303,7 @@ func (s *Sink) resetSession() {
 	clear(s.temps)
 	clear(s.pendingTemps)
 	s.forgetDests()
+	s.forgetPrepared() // made against the catalog data just forgotten
 }
 
 // fail ends a failed transaction and keeps the sink usable: the
@@ -469,6 +471,13 @@ func (s *Sink) takePrepared(recs []cdc.Record) map[cdc.TableID]*upsertPlan {
 		}
 	}
 	return nil
+}
+
+// forgetPrepared drops the plans of batches not written yet.
+func (s *Sink) forgetPrepared() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prepared = nil
 }
 
 // dest returns the cached catalog data of table t (nil if not cached).
