@@ -401,7 +401,10 @@ func (e *env) sluiceApply(ctx context.Context, srcDSN string, mode spec.SinkMode
 	if run.DestinationTable, err = describeTable(ctx, dstDSN, applyTable); err != nil {
 		return nil, err
 	}
-	return run, settle(ctx, dstDSN)
+	if err := e.dropDatabase(ctx, db); err != nil {
+		return nil, err
+	}
+	return run, nil
 }
 
 // waitApplied polls the pipeline's offsets table in the destination every
@@ -589,7 +592,8 @@ func (e *env) timeBare(ctx context.Context, db, table string, res *BareApply, sr
 	}
 	res.RowsPerSec = ratio(float64(sum.rows), res.Seconds)
 	res.DestinationRows, res.MatchesSource = sum.rows, sum == srcSum
-	return settle(ctx, dsn)
+	conn.Close(ctx) //nolint:errcheck // the load is done; DROP DATABASE needs it gone
+	return e.dropDatabase(ctx, db)
 }
 
 // readBenchRows reads the whole bench table, in id order.
@@ -681,10 +685,11 @@ func describeTable(ctx context.Context, dsn, table string) (string, error) {
 		FROM pg_attribute a WHERE a.attrelid = '%[1]s'::regclass AND a.attnum > 0 AND NOT a.attisdropped`, table))
 }
 
-// settle vacuums and analyzes the bench table of a finished run (not
+// settle vacuums and analyzes the source's bench table once loaded (not
 // timed): otherwise autovacuum does it whenever it wakes, in the middle of
-// whichever run comes next, which made the bare upsert vary from 120k to
-// 160k rows/s from one bench to the next.
+// whichever run comes next. (Destination databases are dropped once
+// measured, for the same reason and for disk space.) Before, the bare upsert
+// varied from 120k to 160k rows/s from one bench to the next.
 func settle(ctx context.Context, dsn string) error {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -693,6 +698,14 @@ func settle(ctx context.Context, dsn string) error {
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, "VACUUM (ANALYZE) "+applyTable); err != nil {
 		return fmt.Errorf("vacuum the finished run's table: %w", err)
+	}
+	return nil
+}
+
+// dropDatabase drops a measured run's database (not timed).
+func (e *env) dropDatabase(ctx context.Context, db string) error {
+	if err := e.pg.Exec(ctx, "postgres", "DROP DATABASE "+pgx.Identifier{db}.Sanitize()); err != nil {
+		return fmt.Errorf("drop the measured database %s: %w", db, err)
 	}
 	return nil
 }

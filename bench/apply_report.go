@@ -45,9 +45,15 @@ func (r *Report) printApply(p func(string, ...any), a *ApplyResult) {
 	}
 	if len(a.Rounds) > 1 {
 		var ups, ins []string
+		pct := func(ok bool, x float64) string {
+			if !ok {
+				return "-" // a run of the round failed
+			}
+			return fmt.Sprintf("%.0f%%", 100*x)
+		}
 		for _, r := range a.Rounds {
-			ups = append(ups, fmt.Sprintf("%.0f%%", 100*r.UpsertRatio))
-			ins = append(ins, fmt.Sprintf("%.0f%%", 100*r.InsertRatio))
+			ups = append(ups, pct(r.Upsert != nil && r.BareUpsert != nil, r.UpsertRatio))
+			ins = append(ins, pct(r.Insert != nil && r.BareCopy != nil, r.InsertRatio))
 		}
 		p("  %d rounds, each sluice run timed just before its bare ceiling; the figures above are the median round's.", len(a.Rounds))
 		p("  upsert / bare upsert by round: %s; insert / bare COPY by round: %s",
