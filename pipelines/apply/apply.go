@@ -417,9 +417,10 @@ func (r *Runner) poll(ctx context.Context, cl *kgo.Client, hwm map[cdc.TopicPart
 	if ferr != nil {
 		r.Logger.Warn("fetch failed; retrying", "err", ferr)
 	}
-	p := &polled{offsets: cdc.Offsets{}}
-	var recs []*kgo.Record
-	var tps []cdc.TopicPartition
+	n := fetches.NumRecords()
+	p := &polled{offsets: cdc.Offsets{}, items: make([]item, 0, n)}
+	recs := make([]*kgo.Record, 0, n)
+	tps := make([]cdc.TopicPartition, 0, n)
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 		tp := cdc.TopicPartition{Topic: fp.Topic, Partition: fp.Partition}
 		hwm[tp] = fp.HighWatermark
