@@ -78,51 +78,9 @@ func (passStages) Apply(_ context.Context, r cdc.Record) ([]cdc.Record, error) {
 // it also checks what the poll and write goroutines share.
 func TestRunnerAppliesEverythingInOrder(t *testing.T) {
 	const partitions, perPartition = 4, 5000
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, "t"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	// zstd, as Sources produce: the runner decompresses it into pooled
-	// memory that it recycles once a batch is applied.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.ProducerBatchCompression(kgo.ZstdCompression()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var recs []*kgo.Record
-	for p := range partitions {
-		for n := range perPartition {
-			v := make([]byte, 12)
-			binary.BigEndian.PutUint32(v, uint32(p))
-			binary.BigEndian.PutUint64(v[4:], uint64(n))
-			recs = append(recs, &kgo.Record{Topic: "t", Partition: int32(p), Value: v})
-		}
-	}
-	if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	cl.Close()
-
+	addrs := seedSeqTopic(t, partitions, perPartition)
 	sink := &recordingSink{}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	r := &Runner{Topics: []string{"t"}, ClientOpts: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)},
-		Decoder: seqDecoder{}, Stages: passStages{}, Sink: sink, BatchRows: 2000,
-		Logger: slog.New(slog.DiscardHandler), Stats: &Stats{}}
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for r.Stats.Applied.Load() < partitions*perPartition {
-		if time.Now().After(deadline) {
-			t.Fatalf("applied %d of %d records in 30 s", r.Stats.Applied.Load(), partitions*perPartition)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("run: %v", err)
-	}
+	runUntilApplied(t, addrs, sink, 2000, partitions*perPartition)
 	sink.mu.Lock()
 	defer sink.mu.Unlock()
 	for p := range int32(partitions) {
@@ -178,44 +136,9 @@ func (s *preparingSink) Write(ctx context.Context, b cdc.Applied) error {
 // and then writes that very slice.
 func TestRunnerPreparesWhileWriting(t *testing.T) {
 	const n = 20000
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs := make([]*kgo.Record, n)
-	for i := range recs {
-		v := make([]byte, 12)
-		binary.BigEndian.PutUint64(v[4:], uint64(i))
-		recs[i] = &kgo.Record{Topic: "t", Value: v}
-	}
-	if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	cl.Close()
+	addrs := seedSeqTopic(t, 1, n)
 	sink := &preparingSink{prepared: map[*cdc.Record]int{}}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	r := &Runner{Topics: []string{"t"}, ClientOpts: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)},
-		Decoder: seqDecoder{}, Stages: passStages{}, Sink: sink, BatchRows: 500,
-		Logger: slog.New(slog.DiscardHandler), Stats: &Stats{}}
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for r.Stats.Applied.Load() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("applied %d of %d records in 30 s", r.Stats.Applied.Load(), n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("run: %v", err)
-	}
+	runUntilApplied(t, addrs, sink, 500, n)
 	sink.mu.Lock()
 	defer sink.mu.Unlock()
 	if sink.hits == 0 || len(sink.prepared) == 0 {
@@ -223,5 +146,62 @@ func TestRunnerPreparesWhileWriting(t *testing.T) {
 	}
 	if got := len(sink.recordingSink.applied[cdc.TopicPartition{Topic: "t"}]); got != n {
 		t.Errorf("%d records applied, want %d", got, n)
+	}
+}
+
+// seedSeqTopic starts an in-process broker with topic "t" of the given
+// partitions, each holding perPartition seqDecoder records (partition and
+// sequence number), and returns its addresses. The records are produced
+// with zstd, as Sources produce: the runner decompresses them into pooled
+// memory that it recycles once a batch is applied.
+func seedSeqTopic(t *testing.T, partitions, perPartition int) []string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchCompression(kgo.ZstdCompression()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	for p := range partitions {
+		for n := range perPartition {
+			v := make([]byte, 12)
+			binary.BigEndian.PutUint32(v, uint32(p))
+			binary.BigEndian.PutUint64(v[4:], uint64(n))
+			recs = append(recs, &kgo.Record{Topic: "t", Partition: int32(p), Value: v})
+		}
+	}
+	if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	return c.ListenAddrs()
+}
+
+// runUntilApplied runs a pipeline from topic "t" at addrs into sink until
+// it has applied want records, then stops it.
+func runUntilApplied(t *testing.T, addrs []string, sink cdc.Sink, batchRows, want int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	r := &Runner{Topics: []string{"t"}, ClientOpts: []kgo.Opt{kgo.SeedBrokers(addrs...)},
+		Decoder: seqDecoder{}, Stages: passStages{}, Sink: sink, BatchRows: batchRows,
+		Logger: slog.New(slog.DiscardHandler), Stats: &Stats{}}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for r.Stats.Applied.Load() < int64(want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("applied %d of %d records in 30 s", r.Stats.Applied.Load(), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
 	}
 }
