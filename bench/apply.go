@@ -211,25 +211,36 @@ func (e *env) applyRound(ctx context.Context, srcDSN string, res *ApplyResult, s
 // mode, the complete round with the median ratio (the lower middle one of
 // an even count).
 func (a *ApplyResult) pickMedians() {
-	var ups, ins []ApplyRound
-	for _, r := range a.Rounds {
-		if r.Upsert != nil && r.BareUpsert != nil {
-			ups = append(ups, r)
-		}
-		if r.Insert != nil && r.BareCopy != nil {
-			ins = append(ins, r)
-		}
-	}
-	if len(ups) > 0 {
-		slices.SortStableFunc(ups, func(x, y ApplyRound) int { return cmp.Compare(x.UpsertRatio, y.UpsertRatio) })
-		m := ups[(len(ups)-1)/2]
+	if m, ok := medianRound(a.Rounds, func(r ApplyRound) (float64, bool) {
+		return r.UpsertRatio, r.Upsert != nil && r.BareUpsert != nil
+	}); ok {
 		a.Upsert, a.BareUpsert, a.UpsertRatio = m.Upsert, m.BareUpsert, m.UpsertRatio
 	}
-	if len(ins) > 0 {
-		slices.SortStableFunc(ins, func(x, y ApplyRound) int { return cmp.Compare(x.InsertRatio, y.InsertRatio) })
-		m := ins[(len(ins)-1)/2]
+	if m, ok := medianRound(a.Rounds, func(r ApplyRound) (float64, bool) {
+		return r.InsertRatio, r.Insert != nil && r.BareCopy != nil
+	}); ok {
 		a.Insert, a.BareCopy, a.InsertRatio = m.Insert, m.BareCopy, m.InsertRatio
 	}
+}
+
+// medianRound is the round with the median ratio among those ratio says
+// are complete (the lower middle one of an even count); false if none is.
+func medianRound(rounds []ApplyRound, ratio func(ApplyRound) (float64, bool)) (ApplyRound, bool) {
+	var done []ApplyRound
+	for _, r := range rounds {
+		if _, ok := ratio(r); ok {
+			done = append(done, r)
+		}
+	}
+	if len(done) == 0 {
+		return ApplyRound{}, false
+	}
+	slices.SortStableFunc(done, func(x, y ApplyRound) int {
+		rx, _ := ratio(x)
+		ry, _ := ratio(y)
+		return cmp.Compare(rx, ry)
+	})
+	return done[(len(done)-1)/2], true
 }
 
 // captureBacklog runs Sluice with the source only, loads the rows while it

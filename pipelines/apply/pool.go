@@ -47,12 +47,12 @@ var (
 )
 
 // GetDecompressBytes returns an empty slice with room for the batch src
-// decompresses to: its exact size for zstd frames that record it (the
-// producers we know do; a claim over what a batch may hold is not
-// believed, and one up to it is allocated before decoding, as the zstd
-// decoder itself would, after franz-go checked the batch's CRC), a guess
-// otherwise. A slice that turns out too
-// small is grown by the codec, and the grown one comes back here.
+// decompresses to: the size a zstd frame header records (the producers we
+// know record it), else a guess. A recorded size over what a batch may hold
+// is not believed; one up to it is allocated before decoding, as the zstd
+// decoder itself would, after franz-go checked the batch's CRC. A slice
+// that turns out too small is grown by the codec, and the grown one comes
+// back here.
 func (p *fetchPool) GetDecompressBytes(src []byte, codec kgo.CompressionCodecType) []byte {
 	n := len(src) * guessRatio
 	if codec == kgo.CodecZstd {
