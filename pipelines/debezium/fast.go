@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,32 +44,41 @@ func (j *JSON) decodeFast(vs, ks, payload, kp []byte) (cdc.Record, error) {
 	if err != nil {
 		return r, err
 	}
-	if !escaped {
-		if err := st.strictNumbers(env); err != nil {
-			return r, err
-		}
-	}
 	o, err := env.Object()
 	if err != nil {
 		return r, err
 	}
 	// A member that appears twice counts with its last value, as in the
-	// full decode.
+	// full decode. Unless the payload was validated in full, the numbers
+	// of members that are not read (unknown ones, an earlier duplicate)
+	// are checked here; those that are read check their own (number).
 	var op, src, tx, before, after *fastjson.Value
+	var skipped error
 	o.Visit(func(k []byte, v *fastjson.Value) {
+		var dst **fastjson.Value
 		switch string(k) {
 		case "op":
-			op = v
+			dst = &op
 		case "source":
-			src = v
+			dst = &src
 		case "transaction":
-			tx = v
+			dst = &tx
 		case "before":
-			before = v
+			dst = &before
 		case "after":
-			after = v
+			dst = &after
+		}
+		unread := v // an unknown member
+		if dst != nil {
+			unread, *dst = *dst, v // an earlier duplicate, or nil
+		}
+		if unread != nil && !escaped && skipped == nil {
+			skipped = st.strictNumbers(unread)
 		}
 	})
+	if skipped != nil {
+		return r, skipped
+	}
 	if op == nil || src == nil {
 		return r, errFastPath
 	}
@@ -93,13 +103,13 @@ func (j *JSON) decodeFast(vs, ks, payload, kp []byte) (cdc.Record, error) {
 	if err := st.extras(&r, e.source); err != nil {
 		return r, fmt.Errorf("source: %w", err)
 	}
-	if err := fastTransaction(&r, tx); err != nil {
+	if err := st.transaction(&r, tx); err != nil {
 		return r, fmt.Errorf("transaction: %w", err)
 	}
-	if r.Before, err = fastRow(e, before); err != nil {
+	if r.Before, err = st.fastRow(e, before, false); err != nil {
 		return r, fmt.Errorf("before: %w", err)
 	}
-	if r.After, err = fastRow(e, after); err != nil {
+	if r.After, err = st.fastRow(e, after, false); err != nil {
 		return r, fmt.Errorf("after: %w", err)
 	}
 	switch {
@@ -120,10 +130,10 @@ func (j *JSON) decodeFast(vs, ks, payload, kp []byte) (cdc.Record, error) {
 // precheck checks, before parsing, what fastjson's parser lets through
 // and the full decode would not. Text without a backslash holds no escape
 // sequence, and in it the parser only errs on the side of leniency about
-// numbers (leading zeros, "1.", "NaN", "inf"), which strictNumbers checks
-// after the parse: that costs a walk over the parsed values instead of a
-// second pass over every byte. Text with escapes is validated in full
-// (escaped reports it).
+// numbers (leading zeros, "1.", "NaN", "inf"): each number is checked
+// where it is read (number), and the members that are not read with
+// strictNumbers, instead of a second pass over every byte. Text with
+// escapes is validated in full (escaped reports it).
 func precheck(b []byte) (escaped bool, err error) {
 	if bytes.IndexByte(b, '\\') < 0 {
 		if hasControl(b) {
@@ -138,10 +148,9 @@ func precheck(b []byte) (escaped bool, err error) {
 func (st *fastState) strictNumbers(v *fastjson.Value) error {
 	switch v.Type() {
 	case fastjson.TypeNumber:
-		st.num = v.MarshalTo(st.num[:0])
-		if !isJSONNumber(st.num) {
-			return errFastPath
-		}
+		var err error
+		st.num, err = number(v, st.num[:0])
+		return err
 	case fastjson.TypeObject:
 		o, _ := v.Object()
 		var err error
@@ -319,7 +328,7 @@ type fastState struct {
 	// pending are the source block's extra members, typed once the
 	// schema entry is known.
 	pending []member
-	num     []byte // scratch for strictNumbers
+	num     []byte // scratch for the text of a number
 }
 
 type member struct {
@@ -401,7 +410,7 @@ func (st *fastState) source(r *cdc.Record, src *fastjson.Object) error {
 				return
 			}
 			var n int64
-			if n, err = fastInt(v, 64); err != nil {
+			if n, err = st.fastInt(v, 64); err != nil {
 				err = fmt.Errorf("%s: %w", name, err)
 				break
 			}
@@ -419,6 +428,8 @@ func (st *fastState) source(r *cdc.Record, src *fastjson.Object) error {
 				err = errFastPath
 			case !isSourceField(name):
 				st.pending = append(st.pending, member{st.intern(k), v})
+			default: // not read: its numbers are only checked
+				err = st.strictNumbers(v)
 			}
 		}
 		if err != nil {
@@ -440,7 +451,7 @@ func (st *fastState) extras(r *cdc.Record, schema *connectSchema) error {
 		if f := schema.field(m.name); f != nil {
 			typ = f.Type
 		}
-		x, err := fastExtra(typ, m.v)
+		x, err := st.fastExtra(typ, m.v)
 		if err != nil {
 			return fmt.Errorf("%s: %w", m.name, err)
 		}
@@ -454,7 +465,7 @@ func (st *fastState) extras(r *cdc.Record, schema *connectSchema) error {
 }
 
 // fastExtra is decodeExtra on a parsed value.
-func fastExtra(typ string, v *fastjson.Value) (any, error) {
+func (st *fastState) fastExtra(typ string, v *fastjson.Value) (any, error) {
 	if v.Type() == fastjson.TypeNull {
 		return nil, nil
 	}
@@ -465,7 +476,7 @@ func fastExtra(typ string, v *fastjson.Value) (any, error) {
 		case fastjson.TypeTrue, fastjson.TypeFalse:
 			typ = typeBoolean
 		case fastjson.TypeNumber:
-			if n, err := fastInt(v, 64); err == nil {
+			if n, err := st.fastInt(v, 64); err == nil {
 				return n, nil
 			}
 			typ = typeDouble
@@ -475,9 +486,9 @@ func fastExtra(typ string, v *fastjson.Value) (any, error) {
 	}
 	switch typ {
 	case typeInt64:
-		return fastInt(v, 64)
+		return st.fastInt(v, 64)
 	case typeDouble:
-		return fastFloat(v, 64)
+		return st.fastFloat(v, 64)
 	case typeBoolean:
 		return v.Bool()
 	case typeString:
@@ -487,7 +498,7 @@ func fastExtra(typ string, v *fastjson.Value) (any, error) {
 	return nil, fmt.Errorf("unsupported type %q", typ)
 }
 
-func fastTransaction(r *cdc.Record, tx *fastjson.Value) error {
+func (st *fastState) transaction(r *cdc.Record, tx *fastjson.Value) error {
 	if tx == nil || tx.Type() == fastjson.TypeNull {
 		return nil
 	}
@@ -497,15 +508,25 @@ func fastTransaction(r *cdc.Record, tx *fastjson.Value) error {
 	}
 	// Members count with their last value, as in the full decode
 	// (Object.Get would return the first).
+	// What is not read (other members, an earlier duplicate) has its
+	// numbers checked, as decodeFast does for the envelope.
 	var id, order *fastjson.Value
+	var skipped error
 	o.Visit(func(k []byte, v *fastjson.Value) {
+		unread := v
 		switch string(k) {
 		case "id":
-			id = v
+			unread, id = id, v
 		case "total_order":
-			order = v
+			unread, order = order, v
+		}
+		if unread != nil && skipped == nil {
+			skipped = st.strictNumbers(unread)
 		}
 	})
+	if skipped != nil {
+		return skipped
+	}
 	if id == nil {
 		return errFastPath
 	}
@@ -522,14 +543,15 @@ func fastTransaction(r *cdc.Record, tx *fastjson.Value) error {
 	if order == nil {
 		return errFastPath
 	}
-	if r.Seq, err = fastInt(order, 64); err != nil {
+	if r.Seq, err = st.fastInt(order, 64); err != nil {
 		return fmt.Errorf("total_order: %w", err)
 	}
 	return nil
 }
 
-// fastRow decodes a before, after or key object; null or missing is nil.
-func fastRow(e *schemaEntry, v *fastjson.Value) (cdc.Row, error) {
+// fastRow decodes a before or after object (key: a key object); null or
+// missing is nil.
+func (st *fastState) fastRow(e *schemaEntry, v *fastjson.Value, key bool) (cdc.Row, error) {
 	if v == nil || v.Type() == fastjson.TypeNull {
 		return nil, nil
 	}
@@ -537,23 +559,39 @@ func fastRow(e *schemaEntry, v *fastjson.Value) (cdc.Row, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Members come in the schema's order, as encoders write them: the
+	// column at the member's position is tried before the index.
+	order := e.all
+	if key {
+		order = e.key
+	}
 	row := make(cdc.Row, o.Len())
+	n := 0
 	o.Visit(func(k []byte, x *fastjson.Value) {
 		if err != nil {
 			return
 		}
-		i, ok := e.index[string(k)]
-		if !ok && !plainText(k) {
+		i := -1
+		if n < len(order) && e.table.Columns[order[n]].Name == string(k) {
+			i = order[n]
+		} else if j, ok := e.index[string(k)]; ok {
+			i = j
+		}
+		n++
+		switch {
+		case i < 0 && !plainText(k):
 			err = errFastPath
 			return
-		}
-		if !ok {
+		case i < 0:
 			err = fmt.Errorf("column %q is not in the schema", k)
+			return
+		case key && !slices.Contains(e.key, i):
+			err = fmt.Errorf("column %q is not a key column", k)
 			return
 		}
 		c := &e.table.Columns[i]
 		var val any
-		if val, err = fastValue(c.Kind, c.Elem, x); err != nil {
+		if val, err = st.fastValue(c.Kind, c.Elem, x); err != nil {
 			err = fmt.Errorf("column %q: %w", c.Name, err)
 			return
 		}
@@ -574,39 +612,28 @@ func (st *fastState) decodeKey(e *schemaEntry, kp []byte) (cdc.Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	row, err := fastRow(e, v)
-	if err != nil || row == nil {
-		return nil, err
-	}
-	for n := range row {
-		if !isKey(e.table.Key, n) {
-			return nil, fmt.Errorf("column %q is not a key column", n)
-		}
-	}
-	return row, nil
+	return st.fastRow(e, v, true)
 }
 
-func isKey(key []string, name string) bool {
-	for _, k := range key {
-		if k == name {
-			return true
-		}
-	}
-	return false
-}
-
-// number returns the text of a JSON number.
-func number(v *fastjson.Value) ([]byte, error) {
+// number appends the text of a JSON number to buf. The parser also takes
+// what JSON does not allow (leading zeros, "1.", "NaN"), which would make
+// the fast path accept a message the full decode rejects: number leaves
+// such text to the full decode.
+func number(v *fastjson.Value, buf []byte) ([]byte, error) {
 	if v.Type() != fastjson.TypeNumber {
 		return nil, fmt.Errorf("want a number, got %s", v.Type())
 	}
-	var buf [32]byte
-	return v.MarshalTo(buf[:0]), nil
+	b := v.MarshalTo(buf)
+	if !isJSONNumber(b) {
+		return nil, errFastPath
+	}
+	return b, nil
 }
 
-func fastInt(v *fastjson.Value, bits int) (int64, error) {
-	if v.Type() != fastjson.TypeNumber {
-		return 0, fmt.Errorf("want a number, got %s", v.Type())
+func (st *fastState) fastInt(v *fastjson.Value, bits int) (int64, error) {
+	var err error
+	if st.num, err = number(v, st.num[:0]); err != nil {
+		return 0, err
 	}
 	n, err := v.Int64() // digits only: no fraction, no exponent
 	if err != nil {
@@ -618,7 +645,7 @@ func fastInt(v *fastjson.Value, bits int) (int64, error) {
 	return n, nil
 }
 
-func fastFloat(v *fastjson.Value, bits int) (float64, error) {
+func (st *fastState) fastFloat(v *fastjson.Value, bits int) (float64, error) {
 	if v.Type() == fastjson.TypeString {
 		s, err := fastString(v)
 		if err != nil {
@@ -634,15 +661,15 @@ func fastFloat(v *fastjson.Value, bits int) (float64, error) {
 		}
 		return 0, fmt.Errorf("float %q: want a number, NaN, Infinity or -Infinity", s)
 	}
-	b, err := number(v)
-	if err != nil {
+	var err error
+	if st.num, err = number(v, st.num[:0]); err != nil {
 		return 0, err
 	}
-	return strconv.ParseFloat(string(b), bits)
+	return strconv.ParseFloat(string(st.num), bits)
 }
 
 // fastValue is decodeValue on a parsed value.
-func fastValue(k, elem cdc.Kind, v *fastjson.Value) (any, error) {
+func (st *fastState) fastValue(k, elem cdc.Kind, v *fastjson.Value) (any, error) {
 	if v.Type() == fastjson.TypeNull {
 		return nil, nil
 	}
@@ -650,26 +677,26 @@ func fastValue(k, elem cdc.Kind, v *fastjson.Value) (any, error) {
 	case cdc.KindBool:
 		return v.Bool()
 	case cdc.KindInt16:
-		n, err := fastInt(v, 16)
+		n, err := st.fastInt(v, 16)
 		return int16(n), err
 	case cdc.KindInt32:
-		n, err := fastInt(v, 32)
+		n, err := st.fastInt(v, 32)
 		return int32(n), err
 	case cdc.KindInt64:
-		return fastInt(v, 64)
+		return st.fastInt(v, 64)
 	case cdc.KindFloat32:
-		f, err := fastFloat(v, 32)
+		f, err := st.fastFloat(v, 32)
 		return float32(f), err
 	case cdc.KindFloat64:
-		return fastFloat(v, 64)
+		return st.fastFloat(v, 64)
 	case cdc.KindDate:
-		n, err := fastInt(v, 64)
+		n, err := st.fastInt(v, 64)
 		if err != nil {
 			return nil, err
 		}
 		return dateFromDays(n)
 	case cdc.KindTime:
-		n, err := fastInt(v, 64)
+		n, err := st.fastInt(v, 64)
 		if err != nil {
 			return nil, err
 		}
@@ -678,7 +705,7 @@ func fastValue(k, elem cdc.Kind, v *fastjson.Value) (any, error) {
 		}
 		return time.Duration(n) * time.Microsecond, nil
 	case cdc.KindTimestamp:
-		n, err := fastInt(v, 64)
+		n, err := st.fastInt(v, 64)
 		if err != nil {
 			return nil, err
 		}
@@ -688,7 +715,7 @@ func fastValue(k, elem cdc.Kind, v *fastjson.Value) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return fastArray(elem, xs)
+		return st.fastArray(elem, xs)
 	}
 	s, err := fastString(v)
 	if err != nil {
@@ -697,17 +724,17 @@ func fastValue(k, elem cdc.Kind, v *fastjson.Value) (any, error) {
 	return decodeString(k, string(s))
 }
 
-func fastArray(elem cdc.Kind, xs []*fastjson.Value) ([]any, error) {
+func (st *fastState) fastArray(elem cdc.Kind, xs []*fastjson.Value) ([]any, error) {
 	out := make([]any, len(xs))
 	for i, x := range xs {
 		var err error
 		if x.Type() == fastjson.TypeArray {
 			var sub []*fastjson.Value
 			if sub, err = x.Array(); err == nil {
-				out[i], err = fastArray(elem, sub)
+				out[i], err = st.fastArray(elem, sub)
 			}
 		} else {
-			out[i], err = fastValue(elem, cdc.KindUnknown, x)
+			out[i], err = st.fastValue(elem, cdc.KindUnknown, x)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("element %d: %w", i, err)

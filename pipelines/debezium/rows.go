@@ -17,6 +17,8 @@ type schemaEntry struct {
 	valueSchema, keySchema string // the texts, to tell hash collisions apart
 	table                  *cdc.TableSchema
 	index                  map[string]int
+	all                    []int // 0, 1, ... len(table.Columns)-1
+	key                    []int // the key's columns (indexes into table.Columns), in key order
 	source                 *connectSchema
 }
 
@@ -67,6 +69,7 @@ func newSchemaEntry(vs, ks []byte, t cdc.TableID) (*schemaEntry, error) {
 			return nil, fmt.Errorf("value schema: column %q appears twice", c.Name)
 		}
 		e.index[c.Name] = len(e.table.Columns)
+		e.all = append(e.all, len(e.table.Columns))
 		e.table.Columns = append(e.table.Columns, c)
 	}
 	if ks == nil {
@@ -93,6 +96,7 @@ func newSchemaEntry(vs, ks []byte, t cdc.TableID) (*schemaEntry, error) {
 			return nil, fmt.Errorf("key schema: column %q appears twice", c.Name)
 		}
 		e.table.Key = append(e.table.Key, c.Name)
+		e.key = append(e.key, vi)
 	}
 	return e, nil
 }
