@@ -369,7 +369,11 @@ func (e *env) sluiceApply(ctx context.Context, srcDSN string, mode spec.SinkMode
 	if err := copyDir(filepath.Join(e.work, applyScenario, "data"), filepath.Join(e.work, scenario, "data")); err != nil {
 		return nil, err
 	}
-	dstDSN, err := e.pg.CreateDatabase(ctx, db)
+	dst, err := e.destination(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dstDSN, err := dst.CreateDatabase(ctx, db)
 	if err != nil {
 		return nil, err
 	}
@@ -577,11 +581,15 @@ func (e *env) bareCopy(ctx context.Context, rows []benchRow, srcSum checksum, ro
 // to it (the connection is made before the clock starts), and checks the
 // result against the source.
 func (e *env) timeBare(ctx context.Context, db, table string, res *BareApply, srcSum checksum, load func(*pgx.Conn) error) error {
-	dsn, err := e.pg.CreateDatabase(ctx, db)
+	dst, err := e.destination(ctx)
 	if err != nil {
 		return err
 	}
-	if err := e.pg.Exec(ctx, db, table); err != nil {
+	dsn, err := dst.CreateDatabase(ctx, db)
+	if err != nil {
+		return err
+	}
+	if err := dst.Exec(ctx, db, table); err != nil {
 		return fmt.Errorf("create table: %w", err)
 	}
 	if err := checkpoint(ctx, dsn); err != nil {
@@ -713,9 +721,10 @@ func settle(ctx context.Context, dsn string) error {
 	return nil
 }
 
-// dropDatabase drops a measured run's database (not timed).
+// dropDatabase drops a measured run's database on the destination server
+// (not timed).
 func (e *env) dropDatabase(ctx context.Context, db string) error {
-	if err := e.pg.Exec(ctx, "postgres", "DROP DATABASE "+pgx.Identifier{db}.Sanitize()); err != nil {
+	if err := e.dst.Exec(ctx, "postgres", "DROP DATABASE "+pgx.Identifier{db}.Sanitize()); err != nil {
 		return fmt.Errorf("drop the measured database %s: %w", db, err)
 	}
 	return nil

@@ -23,7 +23,7 @@ type ApplyLatencyResult struct {
 	CatchUpSeconds float64 `json:"catch_up_seconds"`
 	// EndToEnd is applied_at - created_at of every row: clock_timestamp()
 	// of the source INSERT to clock_timestamp() of the destination INSERT,
-	// on the same server clock.
+	// two servers on one host, so one clock.
 	EndToEnd           percentiles `json:"source_insert_to_destination_insert_ms"`
 	SluicePeakRSSBytes int64       `json:"sluice_peak_rss_bytes"`
 	SluiceCPUSeconds   float64     `json:"sluice_cpu_seconds"`
@@ -42,22 +42,25 @@ const (
 )
 
 // runApplyLatency streams a steady insert load through a source and an
-// upsert pipeline into a pre-created table of a second database of the same
-// server, then reads each row's age at apply time off the destination.
+// upsert pipeline into a pre-created table on the destination server, then reads each row's age at apply time off the destination.
 func runApplyLatency(ctx context.Context, e *env, o options) (*ApplyLatencyResult, error) {
 	const srcDB, dstDB = "apply_lat_src", "apply_lat_dst"
 	srcDSN, err := e.pg.CreateDatabase(ctx, srcDB)
 	if err != nil {
 		return nil, err
 	}
-	dstDSN, err := e.pg.CreateDatabase(ctx, dstDB)
+	dst, err := e.destination(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dstDSN, err := dst.CreateDatabase(ctx, dstDB)
 	if err != nil {
 		return nil, err
 	}
 	if err := e.pg.Exec(ctx, srcDB, latSource); err != nil {
 		return nil, fmt.Errorf("create source table: %w", err)
 	}
-	if err := e.pg.Exec(ctx, dstDB, latDestination); err != nil {
+	if err := dst.Exec(ctx, dstDB, latDestination); err != nil {
 		return nil, fmt.Errorf("create destination table: %w", err)
 	}
 	slot := (&spec.Source{Name: sourceName}).SlotName(instance)

@@ -7,8 +7,9 @@ import (
 
 func (r *Report) printApply(p func(string, ...any), a *ApplyResult) {
 	p("")
-	p("Apply: %d rows (%d records on Kafka) applied into an empty table of a fresh database of the same server,",
+	p("Apply: %d rows (%d records on Kafka) applied into an empty table of a fresh database of a second server",
 		a.Rows, a.KafkaRecords)
+	p("  (as in production: on the source's server, its walsender would decode all the WAL the sink writes),")
 	p("  table bench(id bigint pk, a int, b text, c numeric(12,2), d timestamptz); sink.batch_rows %d, create_tables", a.BatchRows)
 	p("  (the backlog was captured by a first sluice run with the source only, %d-row source transactions;", a.TxRows)
 	p("   each sluice run below starts on a copy of its data dir with the source, idle, and one pipeline)")
@@ -74,6 +75,6 @@ func (r *Report) printApplyLatency(p func(string, ...any), l *ApplyLatencyResult
 	q := l.EndToEnd
 	p("  %-22s p50 %6.1f  p95 %6.1f  p99 %6.1f  max %6.1f  mean %6.1f ms", "source -> destination", q.P50, q.P95, q.P99, q.Max, q.Mean)
 	p("  p99 source -> destination < %.0f ms: %s", targetApplyP99Ms, verdict(r.Targets["apply_p99_latency"]))
-	p("  (per row, destination applied_at - source created_at, both clock_timestamp() at INSERT on the same server:")
+	p("  (per row, destination applied_at - source created_at, both clock_timestamp() at INSERT, on one host clock:")
 	p("   the source transaction commits just after its INSERT, the destination batch just after its INSERT ... SELECT)")
 }
