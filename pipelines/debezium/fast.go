@@ -360,14 +360,14 @@ func (st *fastState) intern(b []byte) string {
 }
 
 // optString decodes a string member of the source block; null is "".
-func (st *fastState) optString(v *fastjson.Value, name string, dst *string) error {
+func (st *fastState) optString(v *fastjson.Value, dst *string) error {
 	if v.Type() == fastjson.TypeNull {
 		*dst = ""
 		return nil
 	}
 	b, err := fastString(v)
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return err
 	}
 	*dst = st.intern(b)
 	return nil
@@ -378,69 +378,69 @@ func (st *fastState) optString(v *fastjson.Value, name string, dst *string) erro
 // with their last value, as in the full decode.
 func (st *fastState) source(r *cdc.Record, src *fastjson.Object) error {
 	s := &r.Source
-	var ms int64
-	var us, ns *int64
+	// ts_us and ts_ns count when present and not null (commitTime).
+	var ms, us, ns int64
+	var hasUS, hasNS bool
 	var errs []error
 	st.pending = st.pending[:0]
 	src.Visit(func(k []byte, v *fastjson.Value) {
 		var err error
-		switch name := string(k); name {
+		// Switching on string(k) does not allocate; naming a variable
+		// after it would, once per member.
+		switch string(k) {
 		case "connector":
-			err = st.optString(v, name, &s.Connector)
+			err = st.optString(v, &s.Connector)
 		case "name":
-			err = st.optString(v, name, &s.Name)
+			err = st.optString(v, &s.Name)
 		case "db":
-			err = st.optString(v, name, &s.DB)
+			err = st.optString(v, &s.DB)
 		case "snapshot":
-			err = st.optString(v, name, &s.Snapshot)
+			err = st.optString(v, &s.Snapshot)
 		case "schema":
-			err = st.optString(v, name, &r.Table.Schema)
+			err = st.optString(v, &r.Table.Schema)
 		case "table":
-			err = st.optString(v, name, &r.Table.Name)
-		case "ts_ms", "ts_us", "ts_ns":
-			if v.Type() == fastjson.TypeNull {
-				switch name {
-				case "ts_ms":
-					ms = 0
-				case "ts_us":
-					us = nil
-				default:
-					ns = nil
-				}
-				return
-			}
-			var n int64
-			if n, err = st.fastInt(v, 64); err != nil {
-				err = fmt.Errorf("%s: %w", name, err)
-				break
-			}
-			switch name {
-			case "ts_ms":
-				ms = n
-			case "ts_us":
-				us = &n
-			default:
-				ns = &n
-			}
+			err = st.optString(v, &r.Table.Name)
+		case "ts_ms":
+			ms, _, err = st.optInt(v)
+		case "ts_us":
+			us, hasUS, err = st.optInt(v)
+		case "ts_ns":
+			ns, hasNS, err = st.optInt(v)
 		default:
 			switch {
 			case !plainText(k):
 				err = errFastPath
-			case !isSourceField(name):
+			case !isSourceField(string(k)):
 				st.pending = append(st.pending, member{st.intern(k), v})
 			default: // not read: its numbers are only checked
 				err = st.strictNumbers(v)
 			}
 		}
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, fmt.Errorf("%s: %w", k, err))
 		}
 	})
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	r.CommitTime = commitTime(ms, us, ns)
+	var usp, nsp *int64
+	if hasUS {
+		usp = &us
+	}
+	if hasNS {
+		nsp = &ns
+	}
+	r.CommitTime = commitTime(ms, usp, nsp)
 	return nil
+}
+
+// optInt decodes an int64 member of the source block; null is (0, false).
+func (st *fastState) optInt(v *fastjson.Value) (int64, bool, error) {
+	if v.Type() == fastjson.TypeNull {
+		return 0, false, nil
+	}
+	n, err := st.fastInt(v, 64)
+	return n, err == nil, err
 }
 
 // extras decodes the source block's extra members that source kept, typed
