@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
@@ -165,6 +166,8 @@ type formatter struct {
 	images []image
 	vals   []string
 	states []byte
+	// arena holds the text of numbers and times (see text).
+	arena []byte
 }
 
 // slot is where a column of a record schema goes in the destination.
@@ -192,6 +195,52 @@ func (f *formatter) newImage() *image {
 	im.vals, f.vals = f.vals[:n:n], f.vals[n:]
 	im.state, f.states = f.states[:n:n], f.states[n:]
 	return im
+}
+
+// arenaChunk is the size of the formatter's arena chunks: a few hundred
+// values each.
+const arenaChunk = 16 << 10
+
+// text is formatText, but the text of integers and times, which would
+// each be a small allocation of its own, is written into the formatter's
+// arena and the string returned points there. The arena is append-only: a
+// chunk is never written again below its length, and a full one is left
+// to the strings that point into it (and to the garbage collector once they
+// are gone), so those strings never change.
+func (f *formatter) text(col cdc.Column, v any) (string, error) {
+	if cap(f.arena)-len(f.arena) < 64 { // more than any text written here
+		f.arena = make([]byte, 0, arenaChunk)
+	}
+	start := len(f.arena)
+	switch col.Kind {
+	case cdc.KindInt16, cdc.KindInt32, cdc.KindInt64:
+		var n int64
+		var ok bool
+		switch x := v.(type) {
+		case int16:
+			n, ok = int64(x), col.Kind == cdc.KindInt16
+		case int32:
+			n, ok = int64(x), col.Kind == cdc.KindInt32
+		case int64:
+			n, ok = x, col.Kind == cdc.KindInt64
+		}
+		if !ok {
+			return formatText(col, v) // for its error
+		}
+		f.arena = strconv.AppendInt(f.arena, n, 10)
+	case cdc.KindDate, cdc.KindTimestamp, cdc.KindTimestampTZ:
+		b, err := appendTemporal(f.arena, v, col.Kind != cdc.KindDate, col.Kind == cdc.KindTimestampTZ)
+		if err != nil {
+			return "", fmt.Errorf("format %s value: %w", col.Kind, err)
+		}
+		f.arena = b
+	default:
+		return formatText(col, v)
+	}
+	if len(f.arena) == start {
+		return "", nil
+	}
+	return unsafe.String(&f.arena[start], len(f.arena)-start), nil
 }
 
 // schemaSlots maps the columns of record schema sc to the destination's,
@@ -251,7 +300,7 @@ func (f *formatter) set(im *image, sc *cdc.TableSchema, row cdc.Row, only []stri
 			im.state[sl.idx], im.vals[sl.idx] = null, ""
 			return nil
 		}
-		text, err := formatText(*sl.col, v)
+		text, err := f.text(*sl.col, v)
 		if err != nil {
 			return cdc.Permanent(fmt.Errorf("column %q: %w", name, err))
 		}

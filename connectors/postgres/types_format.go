@@ -112,24 +112,30 @@ func formatFloat(f float64, bits int) string {
 // 10:11:12.123456") or timestamptz ("... +00"), with " BC" where needed, or
 // infinity.
 func formatTemporal(v any, clock, zone bool) (string, error) {
+	b, err := appendTemporal(make([]byte, 0, 40), v, clock, zone)
+	return string(b), err
+}
+
+// appendTemporal appends what formatTemporal returns to b.
+func appendTemporal(b []byte, v any, clock, zone bool) ([]byte, error) {
 	switch x := v.(type) {
 	case cdc.Infinity:
 		if x.Sign < 0 {
-			return "-infinity", nil
+			return append(b, "-infinity"...), nil
 		}
-		return "infinity", nil
+		return append(b, "infinity"...), nil
 	case time.Time:
 		x = x.UTC()
 		us := int64(x.Hour())*microsPerHour + int64(x.Minute())*microsPerMinute +
 			int64(x.Second())*microsPerSecond + int64(x.Nanosecond()/1000)
 		if x.Nanosecond()%1000 != 0 || (!clock && us != 0) {
-			return "", fmt.Errorf("%s has a finer precision than the column", x.Format(time.RFC3339Nano))
+			return b, fmt.Errorf("%s has a finer precision than the column", x.Format(time.RFC3339Nano))
 		}
 		y, bc := x.Year(), false
 		if y <= 0 {
 			y, bc = 1-y, true
 		}
-		b := appendPadded(make([]byte, 0, 40), int64(y), 4)
+		b = appendPadded(b, int64(y), 4)
 		b = append(b, '-')
 		b = appendPadded(b, int64(x.Month()), 2)
 		b = append(b, '-')
@@ -143,9 +149,9 @@ func formatTemporal(v any, clock, zone bool) (string, error) {
 		if bc {
 			b = append(b, " BC"...)
 		}
-		return string(b), nil
+		return b, nil
 	}
-	return "", fmt.Errorf("holds %T, want time.Time or cdc.Infinity", v)
+	return b, fmt.Errorf("holds %T, want time.Time or cdc.Infinity", v)
 }
 
 // appendClock writes microseconds since midnight as HH:MM:SS[.ffffff].

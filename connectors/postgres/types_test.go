@@ -358,3 +358,51 @@ func FuzzParseArray(f *testing.F) {
 		}
 	})
 }
+
+// TestFormatterText checks that the formatter's arena-backed text agrees
+// with formatText on every case (errors included), and that the strings
+// it returned earlier stay as they were while later values fill and
+// replace arena chunks.
+func TestFormatterText(t *testing.T) {
+	type value struct {
+		col cdc.Column
+		v   any
+	}
+	values := []value{
+		{kcol(cdc.KindInt16), int16(math.MinInt16)},
+		{kcol(cdc.KindInt32), int32(math.MaxInt32)},
+		{kcol(cdc.KindInt64), int64(math.MinInt64)},
+		{kcol(cdc.KindInt32), int64(1)},       // wrong Go type
+		{kcol(cdc.KindInt64), "1"},            // wrong Go type
+		{kcol(cdc.KindDate), time.Unix(1, 0)}, // a clock in a date
+		{kcol(cdc.KindTimestamp), time.Unix(0, 1)},
+		{kcol(cdc.KindTimestampTZ), "x"},
+	}
+	for _, tt := range textCases {
+		values = append(values, value{tt.col, tt.want})
+	}
+	f := newFormatter(&destTable{})
+	type kept struct {
+		s    string
+		want string
+	}
+	var all []kept
+	for round := range 3 * arenaChunk / 16 { // enough to fill several chunks
+		for _, x := range values {
+			want, wantErr := formatText(x.col, x.v)
+			got, err := f.text(x.col, x.v)
+			if (err != nil) != (wantErr != nil) || (err != nil && err.Error() != wantErr.Error()) {
+				t.Fatalf("round %d, %s %#v: error %v, formatText's %v", round, x.col.Kind, x.v, err, wantErr)
+			}
+			if got != want {
+				t.Fatalf("round %d, %s %#v: %q, formatText gives %q", round, x.col.Kind, x.v, got, want)
+			}
+			all = append(all, kept{got, want})
+		}
+	}
+	for i, k := range all {
+		if k.s != k.want {
+			t.Fatalf("string %d changed to %q after later values, was %q", i, k.s, k.want)
+		}
+	}
+}
