@@ -188,15 +188,7 @@ func (s *Sink) write(ctx context.Context, b cdc.Applied) error {
 	if err != nil {
 		return s.fail(ctx, nil, fmt.Errorf("postgres sink: begin: %w", err))
 	}
-	if err := s.checkOffsets(ctx, tx, b.Offsets); err != nil {
-		return s.fail(ctx, tx, err)
-	}
-	for _, g := range groups {
-		if err := s.applyTable(ctx, tx, g, plans[g.id]); err != nil {
-			return s.fail(ctx, tx, err)
-		}
-	}
-	if err := s.storeOffsets(ctx, tx, b.Offsets); err != nil {
+	if err := s.applyBatch(ctx, tx, groups, plans, b.Offsets); err != nil {
 		return s.fail(ctx, tx, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -214,6 +206,23 @@ func (s *Sink) write(ctx context.Context, b cdc.Applied) error {
 	clear(s.pendingTemps)
 	s.committedOffsets(b.Offsets)
 	return nil
+}
+
+// applyBatch applies a batch's records and stores its offsets, after
+// checking the stored ones (checkOffsets), in transaction tx.
+func (s *Sink) applyBatch(ctx context.Context, tx pgx.Tx, groups []*tableBatch, plans map[cdc.TableID]*upsertPlan, offs cdc.Offsets) error {
+	if s.cfg.Mode == ModeUpsert {
+		return s.writeUpserts(ctx, tx, groups, plans, offs)
+	}
+	if err := s.checkOffsets(ctx, tx, offs); err != nil {
+		return err
+	}
+	for _, g := range groups {
+		if err := s.applyTable(ctx, tx, g); err != nil {
+			return err
+		}
+	}
+	return s.storeOffsets(ctx, tx, offs)
 }
 
 // Close disconnects.

@@ -10,9 +10,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// upsertRows inserts rows (columns cols) into d, updating the present
-// non-key columns of rows whose key (keyIdx) exists.
-func (s *Sink) upsertRows(ctx context.Context, tx pgx.Tx, d *destTable, cols, keyIdx []int, data []byte) error {
+// upsertSQL inserts the rows of temporary table tmp (columns cols) into
+// d, updating the present columns of those whose key (keyIdx) d holds.
+func upsertSQL(d *destTable, cols, keyIdx []int, tmp string) string {
 	var set []string
 	for _, c := range cols {
 		if !containsInt(keyIdx, c) {
@@ -24,29 +24,19 @@ func (s *Sink) upsertRows(ctx context.Context, tx pgx.Tx, d *destTable, cols, ke
 	if len(set) > 0 {
 		conflict = " ON CONFLICT (" + identList(d, keyIdx) + ") DO UPDATE SET " + strings.Join(set, ", ")
 	}
-	insert := "INSERT INTO " + d.ident + " AS d (" + identList(d, cols) + ") OVERRIDING SYSTEM VALUE "
-	tmp, err := s.loadTemp(ctx, tx, "u", d, cols, data)
-	if err != nil {
-		return err
-	}
-	_, err = tx.Exec(ctx, insert+"SELECT "+identList(d, cols)+" FROM "+tmp+conflict)
-	return err
+	return "INSERT INTO " + d.ident + " AS d (" + identList(d, cols) + ") OVERRIDING SYSTEM VALUE SELECT " +
+		identList(d, cols) + " FROM " + tmp + conflict
 }
 
-// deleteRows deletes the rows whose key columns (keyIdx) equal those of
-// the rows in data (COPY text of the key columns).
-func (s *Sink) deleteRows(ctx context.Context, tx pgx.Tx, d *destTable, keyIdx []int, data []byte) error {
+// deleteSQL deletes the rows of d whose key columns (keyIdx) equal those
+// of a row of temporary table tmp.
+func deleteSQL(d *destTable, keyIdx []int, tmp string) string {
 	var where []string
-	tmp, err := s.loadTemp(ctx, tx, "d", d, keyIdx, data)
-	if err != nil {
-		return err
-	}
 	for _, c := range keyIdx {
 		id := d.cols[c].ident
 		where = append(where, "d."+id+" = s."+id)
 	}
-	_, err = tx.Exec(ctx, "DELETE FROM "+d.ident+" AS d USING "+tmp+" AS s WHERE "+strings.Join(where, " AND "))
-	return err
+	return "DELETE FROM " + d.ident + " AS d USING " + tmp + " AS s WHERE " + strings.Join(where, " AND ")
 }
 
 // insertRows appends rows (columns cols) to d.

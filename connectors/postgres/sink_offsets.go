@@ -69,8 +69,21 @@ func (s *Sink) readOffsets(ctx context.Context, q querier) (cdc.Offsets, error) 
 
 // storeOffsets upserts the offsets of the batch's partitions.
 func (s *Sink) storeOffsets(ctx context.Context, tx pgx.Tx, offs cdc.Offsets) error {
-	if len(offs) == 0 {
+	sql, args, ok := s.storeOffsetsQuery(offs)
+	if !ok {
 		return nil
+	}
+	if _, err := tx.Exec(ctx, sql, args...); err != nil {
+		return s.storeError(err)
+	}
+	return nil
+}
+
+// storeOffsetsQuery is the statement that stores offs; false if offs is
+// empty.
+func (s *Sink) storeOffsetsQuery(offs cdc.Offsets) (string, []any, bool) {
+	if len(offs) == 0 {
+		return "", nil, false
 	}
 	tps := make([]cdc.TopicPartition, 0, len(offs))
 	for tp := range offs {
@@ -90,14 +103,14 @@ func (s *Sink) storeOffsets(ctx context.Context, tx pgx.Tx, offs cdc.Offsets) er
 	for i, tp := range tps {
 		topics[i], parts[i], nexts[i] = tp.Topic, tp.Partition, offs[tp]
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO `+quoteTable(s.cfg.OffsetsTable)+` AS o (topic, partition, next_offset, updated_at)
+	return `INSERT INTO ` + quoteTable(s.cfg.OffsetsTable) + ` AS o (topic, partition, next_offset, updated_at)
 	SELECT u.t, u.p, u.n, now() FROM unnest($1::text[], $2::integer[], $3::bigint[]) AS u(t, p, n)
 	ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = EXCLUDED.updated_at`,
-		topics, parts, nexts)
-	if err != nil {
-		return classify(fmt.Errorf("postgres sink: store offsets in %s: %w", s.cfg.OffsetsTable, err))
-	}
-	return nil
+		[]any{topics, parts, nexts}, true
+}
+
+func (s *Sink) storeError(err error) error {
+	return classify(fmt.Errorf("postgres sink: store offsets in %s: %w", s.cfg.OffsetsTable, err))
 }
 
 // checkOffsets locks the stored offsets of offs's partitions for the
@@ -107,39 +120,51 @@ func (s *Sink) storeOffsets(ctx context.Context, tx pgx.Tx, offs cdc.Offsets) er
 // apply changes twice. The runtime then opens the sink again and resumes
 // from the stored offsets. A sink that was never opened checks nothing.
 func (s *Sink) checkOffsets(ctx context.Context, tx pgx.Tx, offs cdc.Offsets) error {
-	if s.expect == nil || len(offs) == 0 {
+	batch := &pgx.Batch{}
+	if !s.queueCheck(batch, offs) {
 		return nil
 	}
-	// Row locks cannot cover a partition with no stored offset yet (a new
-	// pipeline, topic or partition, or after Clear): two writers would both
-	// find no row. The advisory lock serialises the writers of the
-	// pipeline, so the later one sees the earlier one's commit. It is sent
-	// with the query, in one round trip.
-	batch := &pgx.Batch{}
+	br := tx.SendBatch(ctx, batch)
+	err := s.readCheck(br, offs)
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = s.lockError(cerr)
+	}
+	return err
+}
+
+// queueCheck queues on batch what checkOffsets sends, in one round trip;
+// false if there is nothing to check. Row locks cannot cover a partition
+// with no stored offset yet (a new pipeline, topic or partition, or after
+// Clear): two writers would both find no row. The advisory lock serialises
+// the writers of the pipeline, so the later one sees the earlier one's
+// commit.
+func (s *Sink) queueCheck(batch *pgx.Batch, offs cdc.Offsets) bool {
+	if s.expect == nil || len(offs) == 0 {
+		return false
+	}
 	batch.Queue(lockOffsetsSQL, s.offsetsLockKey())
 	batch.Queue(`SELECT topic, partition, next_offset FROM ` + quoteTable(s.cfg.OffsetsTable) + ` FOR UPDATE`)
-	br := tx.SendBatch(ctx, batch)
+	return true
+}
+
+// readCheck reads the results of what queueCheck queued and compares the
+// stored offsets with those this sink expects.
+func (s *Sink) readCheck(br pgx.BatchResults, offs cdc.Offsets) error {
 	if _, err := br.Exec(); err != nil {
-		_ = br.Close()
-		return classify(fmt.Errorf("postgres sink: lock offsets in %s: %w", s.cfg.OffsetsTable, err))
+		return s.lockError(err)
 	}
 	rows, err := br.Query()
 	if err != nil {
-		_ = br.Close()
-		return classify(fmt.Errorf("postgres sink: lock offsets in %s: %w", s.cfg.OffsetsTable, err))
+		return s.lockError(err)
 	}
 	stored := cdc.Offsets{}
 	var tp cdc.TopicPartition
 	var next int64
-	_, err = pgx.ForEachRow(rows, []any{&tp.Topic, &tp.Partition, &next}, func() error {
+	if _, err := pgx.ForEachRow(rows, []any{&tp.Topic, &tp.Partition, &next}, func() error {
 		stored[tp] = next
 		return nil
-	})
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return classify(fmt.Errorf("postgres sink: lock offsets in %s: %w", s.cfg.OffsetsTable, err))
+	}); err != nil {
+		return s.lockError(err)
 	}
 	for tp := range offs {
 		got, inStore := stored[tp]
@@ -151,6 +176,10 @@ func (s *Sink) checkOffsets(ctx context.Context, tx pgx.Tx, offs cdc.Offsets) er
 		}
 	}
 	return nil
+}
+
+func (s *Sink) lockError(err error) error {
+	return classify(fmt.Errorf("postgres sink: lock offsets in %s: %w", s.cfg.OffsetsTable, err))
 }
 
 // lockOffsetsSQL takes the advisory lock of offsetsLockKey for the

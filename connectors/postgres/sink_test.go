@@ -1,14 +1,17 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sluice-cdc/sluice/pipelines/cdc"
@@ -934,5 +937,63 @@ func TestSinkFencesFirstOffsets(t *testing.T) {
 		if failed != 1 {
 			t.Fatalf("round %d: %d writes failed, want 1", i, failed)
 		}
+	}
+}
+
+// exchangeCounter counts the statements pgx sends on its own (a query or
+// Exec, including BEGIN and COMMIT) and the pipelined batches.
+type exchangeCounter struct {
+	queries, batches atomic.Int64
+}
+
+func (c *exchangeCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.queries.Add(1)
+	return ctx
+}
+func (c *exchangeCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (c *exchangeCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	c.batches.Add(1)
+	return ctx
+}
+func (c *exchangeCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (c *exchangeCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+// TestSinkUpsertRoundTrips checks that an upsert batch of a known table
+// costs BEGIN, one pipelined batch (offsets check, delete, upsert, offsets
+// store) and COMMIT, besides its COPYs: each round trip counts over a
+// slow link to the destination.
+func TestSinkUpsertRoundTrips(t *testing.T) {
+	dsn, _ := newDB(t, usersTable)
+	s, err := NewSink(SinkConfig{DSN: dsn, OffsetsTable: testOffsetsTable, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n exchangeCounter
+	s.conf.Tracer = &n
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	if _, err := s.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	tp := cdc.TopicPartition{Topic: "t", Partition: 0}
+	rec := func(op cdc.Op, row cdc.Row) cdc.Record { return record(op, usersSchema, row) }
+	for i := range 3 {
+		b := []cdc.Record{rec(cdc.OpCreate, user(int64(10*i+1), "a", "x")), rec(cdc.OpUpdate, user(int64(10*i+1), "b", "y")),
+			rec(cdc.OpCreate, user(int64(10*i+2), "c", nil)), rec(cdc.OpDelete, userKey(int64(10*i+2)))}
+		q0, b0 := n.queries.Load(), n.batches.Load()
+		if err := s.Write(t.Context(), cdc.Applied{Records: b, Offsets: cdc.Offsets{tp: int64(4 * (i + 1))}}); err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+		if i == 0 {
+			continue // the first batch looks the table up and creates the temporary tables
+		}
+		if q, b := n.queries.Load()-q0, n.batches.Load()-b0; q != 2 || b != 1 {
+			t.Errorf("batch %d: %d statements and %d pipelined batches, want 2 (BEGIN, COMMIT) and 1", i, q, b)
+		}
+	}
+	if got, want := queryText(t, dsn, "SELECT id, name, note FROM users ORDER BY id"), []string{"1|b|y", "11|b|y", "21|b|y"}; !cmp.Equal(got, want) {
+		t.Errorf("rows %v, want %v", got, want)
+	}
+	if got := queryText(t, dsn, "SELECT next_offset FROM "+quoteTable(testOffsetsTable)); !cmp.Equal(got, []string{"12"}) {
+		t.Errorf("stored offsets %v, want [12]", got)
 	}
 }
