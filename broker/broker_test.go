@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func client(t *testing.T, addr string) *kgo.Client {
@@ -121,6 +123,8 @@ func TestConfigValidate(t *testing.T) {
 		{"sasl without user", Config{Brokers: []string{"k:9092"}, SASLMechanism: "PLAIN"}, "sasl-user"},
 		{"unknown mechanism", Config{Brokers: []string{"k:9092"}, SASLMechanism: "GSSAPI"}, "sasl-mechanism"},
 		{"cert without key", Config{Brokers: []string{"k:9092"}, TLS: true, CertFile: "c.pem"}, "tls-cert/tls-key"},
+		{"lz4", Config{Brokers: []string{"k:9092"}, Compression: "lz4"}, ""},
+		{"unknown compression", Config{Brokers: []string{"k:9092"}, Compression: "gzip"}, "compression"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -140,5 +144,63 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := (Config{Brokers: []string{"k:1"}, TLS: true, CAFile: "/nonexistent/ca.pem"}).ClientOpts(); err == nil || !strings.Contains(err.Error(), "tls-ca") {
 		t.Fatalf("a missing CA file gave %v, want a tls-ca error", err)
+	}
+}
+
+// TestProducerCompression produces with each Compression to the embedded
+// broker and reads the codec of the stored batch from a raw fetch.
+func TestProducerCompression(t *testing.T) {
+	emb, err := StartEmbedded(t.TempDir(), "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	want := map[string]int8{"": 4, "zstd": 4, "lz4": 3, "snappy": 2, "none": 0} // Kafka's codec ids
+	for c, id := range want {
+		t.Run("compression "+c, func(t *testing.T) {
+			ctx := t.Context()
+			topic := "c-" + cmp.Or(c, "default")
+			cfg := Config{Brokers: []string{emb.Addr()}, Compression: c}
+			opts, err := cfg.ClientOpts()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl, err := kgo.NewClient(append(append(opts, cfg.ProducerOpts()...), kgo.AllowAutoTopicCreation())...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			created, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			value := []byte(strings.Repeat(`{"payload":"compressible"}`, 100))
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: value}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			req := kmsg.NewPtrFetchRequest()
+			req.MaxWaitMillis, req.MaxBytes = 100, 1<<20
+			ft := kmsg.NewFetchRequestTopic()
+			ft.Topic, ft.TopicID = topic, created.ID // by name before Fetch v13, by id since
+			fp := kmsg.NewFetchRequestTopicPartition()
+			fp.PartitionMaxBytes = 1 << 20
+			ft.Partitions = append(ft.Partitions, fp)
+			req.Topics = append(req.Topics, ft)
+			resp, err := req.RequestWith(ctx, cl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+				t.Fatalf("fetch response %+v", resp)
+			}
+			p := resp.Topics[0].Partitions[0]
+			var b kmsg.RecordBatch
+			if err := b.ReadFrom(p.RecordBatches); err != nil {
+				t.Fatalf("read the stored batch (error code %d, %d bytes): %v", p.ErrorCode, len(p.RecordBatches), err)
+			}
+			if got := int8(b.Attributes & 0x07); got != id {
+				t.Errorf("batch codec %d, want %d", got, id)
+			}
+		})
 	}
 }

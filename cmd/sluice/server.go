@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -65,6 +67,9 @@ Without --brokers it starts an embedded Kafka-protocol broker (state under
 			}
 			if kc.SASLPassword == "" {
 				kc.SASLPassword = os.Getenv("SLUICE_SASL_PASSWORD")
+			}
+			if !slices.Contains(broker.Compressions, kc.Compression) {
+				return fmt.Errorf("--compression: %q is not one of %s", kc.Compression, strings.Join(broker.Compressions, ", "))
 			}
 			setGCPercent(log)
 			if len(kc.Brokers) == 0 {
@@ -132,6 +137,8 @@ Without --brokers it starts an embedded Kafka-protocol broker (state under
 	fl.IntVar(&f.kafka.MaxRecordBytes, "max-record-bytes", broker.DefaultMaxRecordBytes,
 		"largest change record (JSON) Sluice produces; also the max.message.bytes of topics it creates. Larger costs memory")
 	fl.Int16Var(&f.replication, "topic-replication-factor", -1, "replication factor of topics Sluice creates (-1: broker default)")
+	fl.StringVar(&f.kafka.Compression, "compression", "zstd",
+		"codec of the batches sources produce: zstd (smallest topics, default), lz4 (least CPU on the source's host), snappy or none")
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,4 +59,17 @@ func examplesYAML(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestServerRejectsUnknownCompression checks that a codec Sluice does not
+// offer stops the server before it starts anything, naming the flag.
+func TestServerRejectsUnknownCompression(t *testing.T) {
+	cmd := newServerCmd(&logFlags{format: "text", level: "error"})
+	cmd.SetArgs([]string{"--compression", "gzip", "--data-dir", t.TempDir(), "--kafka-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	err := cmd.ExecuteContext(t.Context())
+	if err == nil || !strings.Contains(err.Error(), `--compression: "gzip" is not one of zstd, lz4, snappy, none`) {
+		t.Fatalf("server with --compression gzip: %v", err)
+	}
 }

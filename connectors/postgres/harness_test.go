@@ -142,7 +142,7 @@ func startCapture(t *testing.T, addr string, cfg Config) *captureRun {
 // startCaptureOf runs src through the capture runtime without waiting.
 func startCaptureOf(t *testing.T, addr string, src cdc.Source) *captureRun {
 	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, broker.ProducerOpts(testMaxRecordBytes)...)...)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, broker.Config{MaxRecordBytes: testMaxRecordBytes}.ProducerOpts()...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -191,7 +191,7 @@ func (w *Worker) runSource(ctx context.Context, src *spec.Source, resnap *Resnap
 			req.Tables = append(req.Tables, id)
 		}
 	}
-	prodOpts := append(append([]kgo.Opt{}, opts...), broker.ProducerOpts(w.Kafka.RecordLimit())...)
+	prodOpts := append(append([]kgo.Opt{}, opts...), w.Kafka.ProducerOpts()...)
 	prod, err := kgo.NewClient(prodOpts...)
 	if err != nil {
 		return fmt.Errorf("producer: %w", err)
