@@ -45,8 +45,15 @@ type Config struct {
 	Compression string
 }
 
-// Compressions are the values Config.Compression takes.
-var Compressions = []string{"zstd", "lz4", "snappy", "none"}
+// CheckCompression reports, naming the valid values, a Config.Compression
+// that is not "" (zstd), "zstd", "lz4", "snappy" or "none".
+func CheckCompression(c string) error {
+	valid := []string{"zstd", "lz4", "snappy", "none"}
+	if c != "" && !slices.Contains(valid, c) {
+		return fmt.Errorf("%q is not one of %s", c, strings.Join(valid, ", "))
+	}
+	return nil
+}
 
 // RecordLimit is MaxRecordBytes, or DefaultMaxRecordBytes when unset.
 func (c Config) RecordLimit() int { return cmp.Or(c.MaxRecordBytes, DefaultMaxRecordBytes) }
@@ -69,8 +76,8 @@ func (c Config) Validate() error {
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		errs = append(errs, errors.New("tls-cert/tls-key: give both or neither"))
 	}
-	if c.Compression != "" && !slices.Contains(Compressions, c.Compression) {
-		errs = append(errs, fmt.Errorf("compression: %q is not one of %s", c.Compression, strings.Join(Compressions, ", ")))
+	if err := CheckCompression(c.Compression); err != nil {
+		errs = append(errs, fmt.Errorf("compression: %w", err))
 	}
 	return errors.Join(errs...)
 }

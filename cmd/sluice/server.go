@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -68,8 +66,8 @@ Without --brokers it starts an embedded Kafka-protocol broker (state under
 			if kc.SASLPassword == "" {
 				kc.SASLPassword = os.Getenv("SLUICE_SASL_PASSWORD")
 			}
-			if !slices.Contains(broker.Compressions, kc.Compression) {
-				return fmt.Errorf("--compression: %q is not one of %s", kc.Compression, strings.Join(broker.Compressions, ", "))
+			if err := broker.CheckCompression(kc.Compression); err != nil {
+				return fmt.Errorf("--compression: %w", err)
 			}
 			setGCPercent(log)
 			if len(kc.Brokers) == 0 {
