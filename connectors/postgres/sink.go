@@ -189,7 +189,7 @@ func (s *Sink) write(ctx context.Context, b cdc.Applied) error {
 		return s.fail(ctx, nil, fmt.Errorf("postgres sink: begin: %w", err))
 	}
 	if err := s.applyBatch(ctx, tx, groups, plans, b.Offsets); err != nil {
-		return s.fail(ctx, tx, err)
+		return s.fenceFirst(ctx, b.Offsets, s.fail(ctx, tx, err))
 	}
 	if err := tx.Commit(ctx); err != nil {
 		// An error response (a deferred constraint, a serialization
@@ -223,6 +223,35 @@ func (s *Sink) applyBatch(ctx context.Context, tx pgx.Tx, groups []*tableBatch, 
 		}
 	}
 	return s.storeOffsets(ctx, tx, offs)
+}
+
+// fenceFirst runs the offsets check (checkOffsets) again, in a
+// transaction of its own, when a batch failed for good, and returns the
+// check's error if it fails. The runtime sets the records of a batch that
+// failed for good aside as dead letters, which it must not do for records
+// another process applies in this pipeline's stead; and an upsert batch
+// copies its rows into temporary tables before it checks the offsets, so a
+// bad value can fail it before the check ran. Any other error is returned
+// as it is.
+func (s *Sink) fenceFirst(ctx context.Context, offs cdc.Offsets, err error) error {
+	var perm *cdc.PermanentError
+	if !errors.As(err, &perm) || s.expect == nil || len(offs) == 0 || s.conn == nil || ctx.Err() != nil {
+		return err
+	}
+	tx, berr := s.conn.Begin(ctx)
+	if berr != nil {
+		// Not permanent: the batch is tried again rather than set aside
+		// unchecked.
+		return s.fail(ctx, nil, fmt.Errorf("postgres sink: check offsets after a failed batch (%v): begin: %w", err, berr))
+	}
+	cerr := s.checkOffsets(ctx, tx, offs)
+	if rerr := tx.Rollback(context.WithoutCancel(ctx)); rerr != nil {
+		return s.broken(fmt.Errorf("postgres sink: check offsets after a failed batch (%v): rollback: %w", err, rerr))
+	}
+	if cerr != nil {
+		return cerr
+	}
+	return err
 }
 
 // Close disconnects.

@@ -123,7 +123,7 @@ func (s *Sink) writeUpserts(ctx context.Context, tx pgx.Tx, groups []*tableBatch
 	br := tx.SendBatch(ctx, batch)
 	err := func() error {
 		if check {
-			if err := s.readCheck(br, offs); err != nil {
+			if err := s.readCheck(br, offs, s.exchangeError); err != nil {
 				return err
 			}
 		}

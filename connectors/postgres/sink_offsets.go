@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"maps"
@@ -125,7 +126,7 @@ func (s *Sink) checkOffsets(ctx context.Context, tx pgx.Tx, offs cdc.Offsets) er
 		return nil
 	}
 	br := tx.SendBatch(ctx, batch)
-	err := s.readCheck(br, offs)
+	err := s.readCheck(br, offs, s.lockError)
 	if cerr := br.Close(); err == nil && cerr != nil {
 		err = s.lockError(cerr)
 	}
@@ -148,14 +149,15 @@ func (s *Sink) queueCheck(batch *pgx.Batch, offs cdc.Offsets) bool {
 }
 
 // readCheck reads the results of what queueCheck queued and compares the
-// stored offsets with those this sink expects.
-func (s *Sink) readCheck(br pgx.BatchResults, offs cdc.Offsets) error {
+// stored offsets with those this sink expects; wrap describes an error
+// reading them.
+func (s *Sink) readCheck(br pgx.BatchResults, offs cdc.Offsets, wrap func(error) error) error {
 	if _, err := br.Exec(); err != nil {
-		return s.lockError(err)
+		return wrap(err)
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return s.lockError(err)
+		return wrap(err)
 	}
 	stored := cdc.Offsets{}
 	var tp cdc.TopicPartition
@@ -164,7 +166,7 @@ func (s *Sink) readCheck(br pgx.BatchResults, offs cdc.Offsets) error {
 		stored[tp] = next
 		return nil
 	}); err != nil {
-		return s.lockError(err)
+		return wrap(err)
 	}
 	for tp := range offs {
 		got, inStore := stored[tp]
@@ -180,6 +182,20 @@ func (s *Sink) readCheck(br pgx.BatchResults, offs cdc.Offsets) error {
 
 func (s *Sink) lockError(err error) error {
 	return classify(fmt.Errorf("postgres sink: lock offsets in %s: %w", s.cfg.OffsetsTable, err))
+}
+
+// exchangeError describes an error read with the offsets check at the head
+// of an upsert batch's pipelined exchange (writeUpserts). An error the
+// server sent is the lock's or the check's, since the server runs nothing
+// after the first one. A timeout or a lost connection, though, may have
+// struck any statement of the exchange: the server holds its results back
+// until the end of the exchange, or until they fill its output buffer.
+func (s *Sink) exchangeError(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return s.lockError(err)
+	}
+	return classify(fmt.Errorf("postgres sink: apply batch (offsets check, deletes, upserts, offsets store): %w", err))
 }
 
 // lockOffsetsSQL takes the advisory lock of offsetsLockKey for the

@@ -857,53 +857,60 @@ func TestClassifyCatalogRace(t *testing.T) {
 // TestSinkFencesAnotherWriter: two sinks of the same pipeline (a second
 // server, a process that lingers) never apply a batch twice: the one whose
 // view of the stored offsets is stale fails retryably and, opened again,
-// resumes from what the other stored.
+// resumes from what the other stored. In upsert mode the stale batch's rows
+// reach its temporary tables before the check; the destination table must
+// keep the other sink's values.
 func TestSinkFencesAnotherWriter(t *testing.T) {
-	dsn, _ := newDB(t, "CREATE TABLE users (id bigint, name text, note text);")
-	a, _ := openSink(t, dsn, ModeInsert, false)
-	b, _ := openSink(t, dsn, ModeInsert, false)
-	tp := cdc.TopicPartition{Topic: "t", Partition: 0}
-	batch := func(from, to int64) cdc.Applied {
-		var recs []cdc.Record
-		for i := from; i < to; i++ {
-			recs = append(recs, record(cdc.OpCreate, usersSchema, user(i, "a", "b")))
-		}
-		return cdc.Applied{Records: recs, Offsets: cdc.Offsets{tp: to}}
-	}
-	if err := a.Write(t.Context(), batch(0, 3)); err != nil {
-		t.Fatal(err)
-	}
-	// b read the offsets before a's batch: the same records, again.
-	err := b.Write(t.Context(), batch(0, 3))
-	if err == nil || isPermanent(err) || !strings.Contains(err.Error(), "another process applies this pipeline") {
-		t.Fatalf("stale writer: %v, want a retryable error naming another process", err)
-	}
-	if got := queryText(t, dsn, "SELECT count(*) FROM users"); got[0] != "3" {
-		t.Fatalf("%s rows, want 3: a batch was applied twice", got[0])
-	}
-	// Opened again, b resumes from a's offsets; now a is the stale one.
-	offs, err := b.Open(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if offs[tp] != 3 {
-		t.Fatalf("reopened at %v, want 3", offs)
-	}
-	if err := b.Write(t.Context(), batch(3, 5)); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Write(t.Context(), batch(3, 5)); err == nil {
-		t.Fatal("a wrote after b moved the offsets")
-	}
-	// An offsets reset by an operator fences the running sink too.
-	if err := b.ResetOffsets(t.Context(), cdc.Offsets{tp: 1}); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Write(t.Context(), batch(5, 6)); err == nil {
-		t.Fatal("a wrote after its offsets were reset")
-	}
-	if got := queryText(t, dsn, "SELECT count(*), (SELECT next_offset FROM sluice.offsets) FROM users"); got[0] != "5|1" {
-		t.Errorf("rows|offset = %s, want 5|1", got[0])
+	for _, mode := range []string{ModeInsert, ModeUpsert} {
+		t.Run(mode, func(t *testing.T) {
+			dsn, _ := newDB(t, usersTable)
+			a, _ := openSink(t, dsn, mode, false)
+			b, _ := openSink(t, dsn, mode, false)
+			tp := cdc.TopicPartition{Topic: "t", Partition: 0}
+			batch := func(from, to int64, name string) cdc.Applied {
+				var recs []cdc.Record
+				for i := from; i < to; i++ {
+					recs = append(recs, record(cdc.OpCreate, usersSchema, user(i, name, "b")))
+				}
+				return cdc.Applied{Records: recs, Offsets: cdc.Offsets{tp: to}}
+			}
+			const rows = "SELECT count(*), string_agg(DISTINCT name, ',' ORDER BY name), (SELECT next_offset FROM sluice.offsets) FROM users"
+			if err := a.Write(t.Context(), batch(0, 3, "a")); err != nil {
+				t.Fatal(err)
+			}
+			// b read the offsets before a's batch: the same records, again.
+			err := b.Write(t.Context(), batch(0, 3, "b"))
+			if err == nil || isPermanent(err) || !strings.Contains(err.Error(), "another process applies this pipeline") {
+				t.Fatalf("stale writer: %v, want a retryable error naming another process", err)
+			}
+			if got := queryText(t, dsn, rows); got[0] != "3|a|3" {
+				t.Fatalf("rows|names|offset = %s, want 3|a|3: the stale batch was applied", got[0])
+			}
+			// Opened again, b resumes from a's offsets; now a is the stale one.
+			offs, err := b.Open(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if offs[tp] != 3 {
+				t.Fatalf("reopened at %v, want 3", offs)
+			}
+			if err := b.Write(t.Context(), batch(3, 5, "b")); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Write(t.Context(), batch(3, 5, "a")); err == nil {
+				t.Fatal("a wrote after b moved the offsets")
+			}
+			// An offsets reset by an operator fences the running sink too.
+			if err := b.ResetOffsets(t.Context(), cdc.Offsets{tp: 1}); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Write(t.Context(), batch(5, 6, "a")); err == nil {
+				t.Fatal("a wrote after its offsets were reset")
+			}
+			if got := queryText(t, dsn, rows); got[0] != "5|a,b|1" {
+				t.Errorf("rows|names|offset = %s, want 5|a,b|1", got[0])
+			}
+		})
 	}
 }
 
@@ -911,32 +918,123 @@ func TestSinkFencesAnotherWriter(t *testing.T) {
 // for a partition (a new pipeline) race for the first batch; only one
 // applies it.
 func TestSinkFencesFirstOffsets(t *testing.T) {
-	for i := range 5 {
-		dsn, _ := newDB(t, "CREATE TABLE users (id bigint, name text, note text);")
-		a, _ := openSink(t, dsn, ModeInsert, false)
-		b, _ := openSink(t, dsn, ModeInsert, false)
-		tp := cdc.TopicPartition{Topic: "t", Partition: 0}
-		var recs []cdc.Record
-		for id := range int64(200) {
-			recs = append(recs, record(cdc.OpCreate, usersSchema, user(id, "a", "b")))
-		}
-		batch := cdc.Applied{Records: recs, Offsets: cdc.Offsets{tp: 200}}
-		errs := make(chan error, 2)
-		for _, s := range []*Sink{a, b} {
-			go func() { errs <- s.Write(t.Context(), batch) }()
-		}
-		failed := 0
-		for range 2 {
-			if err := <-errs; err != nil {
-				failed++
+	for _, mode := range []string{ModeInsert, ModeUpsert} {
+		t.Run(mode, func(t *testing.T) {
+			for i := range 5 {
+				dsn, _ := newDB(t, usersTable)
+				a, _ := openSink(t, dsn, mode, false)
+				b, _ := openSink(t, dsn, mode, false)
+				tp := cdc.TopicPartition{Topic: "t", Partition: 0}
+				batch := func(name string) cdc.Applied {
+					var recs []cdc.Record
+					for id := range int64(200) {
+						recs = append(recs, record(cdc.OpCreate, usersSchema, user(id, name, "b")))
+					}
+					return cdc.Applied{Records: recs, Offsets: cdc.Offsets{tp: 200}}
+				}
+				type result struct {
+					name string
+					err  error
+				}
+				results := make(chan result, 2)
+				for name, s := range map[string]*Sink{"a": a, "b": b} {
+					go func() { results <- result{name, s.Write(t.Context(), batch(name))} }()
+				}
+				var won []string
+				for range 2 {
+					r := <-results
+					switch {
+					case r.err == nil:
+						won = append(won, r.name)
+					case isPermanent(r.err):
+						t.Fatalf("round %d: %s: %v, want a retryable error", i, r.name, r.err)
+					}
+				}
+				if len(won) != 1 {
+					t.Fatalf("round %d: %d writes succeeded (%v), want 1", i, len(won), won)
+				}
+				// Only the winner's rows: in upsert mode the loser's would
+				// not add rows but overwrite names.
+				if got := queryText(t, dsn, "SELECT count(*), string_agg(DISTINCT name, ',') FROM users"); got[0] != "200|"+won[0] {
+					t.Fatalf("round %d: rows|names = %s, want 200|%s: the first batch was applied twice", i, got[0], won[0])
+				}
 			}
-		}
-		if got := queryText(t, dsn, "SELECT count(*) FROM users"); got[0] != "200" {
-			t.Fatalf("round %d: %s rows, want 200 (%d writes failed): the first batch was applied twice", i, got[0], failed)
-		}
-		if failed != 1 {
-			t.Fatalf("round %d: %d writes failed, want 1", i, failed)
-		}
+		})
+	}
+}
+
+// TestSinkFenceBeforePermanentError: a stale sink whose batch holds a value
+// the destination rejects gets the retryable fence error, not the
+// permanent one, which would have the runtime set a record aside as a dead
+// letter that the other process applies. In upsert mode the value fails
+// while rows are copied into temporary tables, before the check.
+func TestSinkFenceBeforePermanentError(t *testing.T) {
+	for _, mode := range []string{ModeInsert, ModeUpsert} {
+		t.Run(mode, func(t *testing.T) {
+			dsn, _ := newDB(t, `CREATE TABLE users (id bigint PRIMARY KEY, name varchar(3), note text);`)
+			a, _ := openSink(t, dsn, mode, false)
+			b, _ := openSink(t, dsn, mode, false)
+			tp := cdc.TopicPartition{Topic: "t", Partition: 0}
+			write := func(s *Sink, name string) error {
+				return s.Write(t.Context(), cdc.Applied{
+					Records: []cdc.Record{record(cdc.OpCreate, usersSchema, user(1, name, "x"))},
+					Offsets: cdc.Offsets{tp: 1}})
+			}
+			if err := write(a, "abc"); err != nil {
+				t.Fatal(err)
+			}
+			err := write(b, "too long")
+			if err == nil || isPermanent(err) || !strings.Contains(err.Error(), "another process applies this pipeline") {
+				t.Fatalf("stale writer: %v, want the retryable fence error", err)
+			}
+			// Not stale, the same value is a permanent error.
+			if _, err := b.Open(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Write(t.Context(), cdc.Applied{
+				Records: []cdc.Record{record(cdc.OpCreate, usersSchema, user(2, "too long", "x"))},
+				Offsets: cdc.Offsets{tp: 2}}); !isPermanent(err) || !strings.Contains(err.Error(), "22001") {
+				t.Fatalf("current writer: %v, want a permanent value-too-long error", err)
+			}
+		})
+	}
+}
+
+// TestSinkUpsertCanceledMidExchange cancels a write while the destination
+// runs its pipelined exchange (a trigger sleeps in the upsert): nothing of
+// the batch commits, the error does not blame the offsets lock, and the
+// next write applies.
+func TestSinkUpsertCanceledMidExchange(t *testing.T) {
+	dsn, _ := newDB(t, usersTable+`
+CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN IF NEW.name = 'slow' THEN PERFORM pg_sleep(5); END IF; RETURN NEW; END $$;
+CREATE TRIGGER slow BEFORE INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION slow();`)
+	s, _ := openSink(t, dsn, ModeUpsert, false)
+	tp := cdc.TopicPartition{Topic: "t", Partition: 0}
+	write := func(ctx context.Context, name string, next int64) error {
+		return s.Write(ctx, cdc.Applied{Records: []cdc.Record{record(cdc.OpCreate, usersSchema, user(1, name, "x"))},
+			Offsets: cdc.Offsets{tp: next}})
+	}
+	const state = "SELECT name, (SELECT next_offset FROM sluice.offsets) FROM users"
+	if err := write(t.Context(), "a", 1); err != nil {
+		t.Fatal(err)
+	}
+	// Long enough for BEGIN and the COPY into the temporary table on a
+	// loaded machine, well short of the trigger's sleep.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	err := write(ctx, "slow", 2)
+	if err == nil || !strings.Contains(err.Error(), "apply batch") || strings.Contains(err.Error(), "lock offsets") {
+		t.Fatalf("canceled write: %v, want an error of the batch's exchange", err)
+	}
+	if got := queryText(t, dsn, state); got[0] != "a|1" {
+		t.Fatalf("name|offset after the canceled write = %s, want a|1", got[0])
+	}
+	if err := write(t.Context(), "b", 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryText(t, dsn, state); got[0] != "b|2" {
+		t.Fatalf("name|offset after the next write = %s, want b|2", got[0])
 	}
 }
 
