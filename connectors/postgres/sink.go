@@ -184,9 +184,9 @@ func (s *Sink) write(ctx context.Context, b cdc.Applied) error {
 		return err
 	}
 	plans := s.takePrepared(b.Records)
-	tx, err := s.conn.Begin(ctx)
+	tx, err := s.beginLocked(ctx)
 	if err != nil {
-		return s.fail(ctx, nil, fmt.Errorf("postgres sink: begin: %w", err))
+		return s.fail(ctx, nil, fmt.Errorf("postgres sink: %w", err))
 	}
 	if err := s.applyBatch(ctx, tx, groups, plans, b.Offsets); err != nil {
 		return s.fenceFirst(ctx, b.Offsets, s.fail(ctx, tx, err))
@@ -238,11 +238,11 @@ func (s *Sink) fenceFirst(ctx context.Context, offs cdc.Offsets, err error) erro
 	if !errors.As(err, &perm) || s.expect == nil || len(offs) == 0 || s.conn == nil || ctx.Err() != nil {
 		return err
 	}
-	tx, berr := s.conn.Begin(ctx)
+	tx, berr := s.beginLocked(ctx)
 	if berr != nil {
 		// Not permanent: the batch is tried again rather than set aside
 		// unchecked.
-		return s.fail(ctx, nil, fmt.Errorf("postgres sink: check offsets after a failed batch (%v): begin: %w", err, berr))
+		return s.fail(ctx, nil, fmt.Errorf("postgres sink: check offsets after a failed batch (%v): %w", err, berr))
 	}
 	cerr := s.checkOffsets(ctx, tx, offs)
 	if rerr := tx.Rollback(context.WithoutCancel(ctx)); rerr != nil {
@@ -278,12 +278,9 @@ func (s *Sink) Clear(ctx context.Context, tables []cdc.TableID) error {
 	if err := s.ensureOffsetsTable(ctx); err != nil {
 		return s.broken(err)
 	}
-	tx, err := s.conn.Begin(ctx)
+	tx, err := s.beginLocked(ctx)
 	if err != nil {
-		return s.fail(ctx, nil, fmt.Errorf("postgres sink: clear: begin: %w", err))
-	}
-	if err := s.lockOffsets(ctx, tx); err != nil {
-		return s.fail(ctx, tx, err)
+		return s.fail(ctx, nil, fmt.Errorf("postgres sink: clear: %w", err))
 	}
 	var names []string
 	for _, t := range tables {

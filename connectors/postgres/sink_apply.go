@@ -92,11 +92,12 @@ type tableStatement struct {
 // writeUpserts applies an upsert-mode batch in few round trips. Each
 // table's rows are first copied into temporary tables, which are private
 // to the session: nothing another writer could see or wait for. Then one
-// pipelined batch takes the offsets lock and reads the stored offsets (see
-// checkOffsets), runs every table's DELETE and INSERT ... ON CONFLICT, and
-// stores the new offsets. The destination tables are still written only
-// after the lock, and if the stored offsets are not the expected ones the
-// caller rolls the transaction back, as before. The DELETEs, the upserts
+// pipelined batch reads the stored offsets (see checkOffsets; the
+// transaction holds the offsets lock from its start, see beginLocked),
+// runs every table's DELETE and INSERT ... ON CONFLICT, and stores the new
+// offsets. The destination tables are still written only after the check,
+// and if the stored offsets are not the expected ones the caller rolls the
+// transaction back, as before. The DELETEs, the upserts
 // and the offsets store share one round trip instead of taking one each,
 // which counts against a destination a WAN link away.
 func (s *Sink) writeUpserts(ctx context.Context, tx pgx.Tx, groups []*tableBatch, plans map[cdc.TableID]*upsertPlan, offs cdc.Offsets) error {

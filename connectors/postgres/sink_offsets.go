@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"maps"
@@ -115,35 +114,31 @@ func (s *Sink) storeError(err error) error {
 }
 
 // checkOffsets locks the stored offsets of offs's partitions for the
-// transaction and fails, retryably, unless they are what this sink
-// expects: then another process applied batches of the pipeline since this
-// sink read them (or an operator reset them), and applying this batch could
-// apply changes twice. The runtime then opens the sink again and resumes
-// from the stored offsets. A sink that was never opened checks nothing.
+// transaction (begun by beginLocked) and fails, retryably, unless they are
+// what this sink expects: then another process applied batches of the
+// pipeline since this sink read them (or an operator reset them), and
+// applying this batch could apply changes twice. The runtime then opens the
+// sink again and resumes from the stored offsets. A sink that was never
+// opened checks nothing.
 func (s *Sink) checkOffsets(ctx context.Context, tx pgx.Tx, offs cdc.Offsets) error {
 	batch := &pgx.Batch{}
 	if !s.queueCheck(batch, offs) {
 		return nil
 	}
 	br := tx.SendBatch(ctx, batch)
-	err := s.readCheck(br, offs, s.lockError)
+	err := s.readCheck(br, offs, s.checkError)
 	if cerr := br.Close(); err == nil && cerr != nil {
-		err = s.lockError(cerr)
+		err = s.checkError(cerr)
 	}
 	return err
 }
 
-// queueCheck queues on batch what checkOffsets sends, in one round trip;
-// false if there is nothing to check. Row locks cannot cover a partition
-// with no stored offset yet (a new pipeline, topic or partition, or after
-// Clear): two writers would both find no row. The advisory lock serialises
-// the writers of the pipeline, so the later one sees the earlier one's
-// commit.
+// queueCheck queues on batch the locking read of checkOffsets; false if
+// there is nothing to check.
 func (s *Sink) queueCheck(batch *pgx.Batch, offs cdc.Offsets) bool {
 	if s.expect == nil || len(offs) == 0 {
 		return false
 	}
-	batch.Queue(lockOffsetsSQL, s.offsetsLockKey())
 	batch.Queue(`SELECT topic, partition, next_offset FROM ` + quoteTable(s.cfg.OffsetsTable) + ` FOR UPDATE`)
 	return true
 }
@@ -152,9 +147,6 @@ func (s *Sink) queueCheck(batch *pgx.Batch, offs cdc.Offsets) bool {
 // stored offsets with those this sink expects; wrap describes an error
 // reading them.
 func (s *Sink) readCheck(br pgx.BatchResults, offs cdc.Offsets, wrap func(error) error) error {
-	if _, err := br.Exec(); err != nil {
-		return wrap(err)
-	}
 	rows, err := br.Query()
 	if err != nil {
 		return wrap(err)
@@ -180,35 +172,52 @@ func (s *Sink) readCheck(br pgx.BatchResults, offs cdc.Offsets, wrap func(error)
 	return nil
 }
 
-func (s *Sink) lockError(err error) error {
-	return classify(fmt.Errorf("postgres sink: lock offsets in %s: %w", s.cfg.OffsetsTable, err))
+func (s *Sink) checkError(err error) error {
+	return classify(fmt.Errorf("postgres sink: check offsets in %s: %w", s.cfg.OffsetsTable, err))
 }
 
 // exchangeError describes an error read with the offsets check at the head
-// of an upsert batch's pipelined exchange (writeUpserts). An error the
-// server sent is the lock's or the check's, since the server runs nothing
-// after the first one. A timeout or a lost connection, though, may have
-// struck any statement of the exchange: the server holds its results back
-// until the end of the exchange, or until they fill its output buffer.
+// of an upsert batch's pipelined exchange (writeUpserts). The server holds
+// the exchange's results back until its end (or until they fill its output
+// buffer), and pgx first prepares the statements it has not cached, so the
+// error may be any statement's.
 func (s *Sink) exchangeError(err error) error {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return s.lockError(err)
-	}
 	return classify(fmt.Errorf("postgres sink: apply batch (offsets check, deletes, upserts, offsets store): %w", err))
 }
 
-// lockOffsetsSQL takes the advisory lock of offsetsLockKey for the
-// transaction.
-const lockOffsetsSQL = `SELECT pg_advisory_xact_lock($1)`
-
-// lockOffsets takes the pipeline's advisory lock on its offsets table
-// for the transaction (see checkOffsets).
-func (s *Sink) lockOffsets(ctx context.Context, tx pgx.Tx) error {
-	if _, err := tx.Exec(ctx, lockOffsetsSQL, s.offsetsLockKey()); err != nil {
-		return classify(fmt.Errorf("postgres sink: lock offsets in %s: %w", s.cfg.OffsetsTable, err))
+// beginLocked begins a transaction that holds the pipeline's advisory lock
+// on its offsets table (offsetsLockKey) from its start: BEGIN and the lock
+// take one round trip. Every writing transaction of the sink begins so.
+//
+// The lock serialises the writers of the pipeline, so that the later one
+// sees the earlier one's commit when it checks the offsets (checkOffsets):
+// row locks cannot cover a partition with no stored offset yet (a new
+// pipeline, topic or partition, or after Clear). It is taken before
+// anything else because an upsert batch does a lot before its check: it
+// copies rows into temporary tables, may create one from a destination
+// table, or create or alter a destination table, and pgx may prepare its
+// statements, which locks the tables they name. A sink that waited for the
+// offsets lock while holding a lock on a destination table could deadlock
+// with the writer holding it.
+func (s *Sink) beginLocked(ctx context.Context) (pgx.Tx, error) {
+	tx, err := s.conn.BeginTx(ctx, pgx.TxOptions{BeginQuery: "BEGIN; " + s.lockOffsetsSQL()})
+	if err == nil {
+		return tx, nil
 	}
-	return nil
+	err = fmt.Errorf("begin and lock offsets in %s: %w", s.cfg.OffsetsTable, err)
+	// The lock can fail (a lock_timeout, a cancel) in the transaction
+	// BEGIN opened: end it. ROLLBACK outside a transaction only warns.
+	if !s.conn.IsClosed() && !isConnErr(err) {
+		if _, rerr := s.conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
+			return nil, fmt.Errorf("%w (and then rollback: %w)", err, rerr)
+		}
+	}
+	return nil, err
+}
+
+// lockOffsetsSQL takes the pipeline's advisory lock for the transaction.
+func (s *Sink) lockOffsetsSQL() string {
+	return "SELECT pg_advisory_xact_lock(" + strconv.FormatInt(s.offsetsLockKey(), 10) + ")"
 }
 
 // offsetsLockKey is the advisory lock key of the offsets table: the same
@@ -288,12 +297,9 @@ func (s *Sink) ResetOffsets(ctx context.Context, offs cdc.Offsets) error {
 	if err := s.ensureOffsetsTable(ctx); err != nil {
 		return s.broken(err)
 	}
-	tx, err := s.conn.Begin(ctx)
+	tx, err := s.beginLocked(ctx)
 	if err != nil {
-		return s.fail(ctx, nil, fmt.Errorf("postgres sink: reset offsets: begin: %w", err))
-	}
-	if err := s.lockOffsets(ctx, tx); err != nil {
-		return s.fail(ctx, tx, err)
+		return s.fail(ctx, nil, fmt.Errorf("postgres sink: reset offsets: %w", err))
 	}
 	if _, err := tx.Exec(ctx, "DELETE FROM "+quoteTable(s.cfg.OffsetsTable)); err != nil {
 		return s.fail(ctx, tx, classify(fmt.Errorf("postgres sink: reset offsets: %w", err)))

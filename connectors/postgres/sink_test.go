@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -995,6 +996,79 @@ func TestSinkFenceBeforePermanentError(t *testing.T) {
 				Records: []cdc.Record{record(cdc.OpCreate, usersSchema, user(2, "too long", "x"))},
 				Offsets: cdc.Offsets{tp: 2}}); !isPermanent(err) || !strings.Contains(err.Error(), "22001") {
 				t.Fatalf("current writer: %v, want a permanent value-too-long error", err)
+			}
+		})
+	}
+}
+
+// TestSinkLocksOffsetsFirst: a sink takes the pipeline's offsets lock
+// before anything that locks a destination table, such as what an upsert
+// batch runs before its offsets check: the DDL of create_tables (adding a
+// column), the first CREATE TEMP TABLE ... AS SELECT of a session, or pgx
+// preparing the batch's statements (always so in describe_exec mode; in
+// the default mode, when they dropped out of its statement cache). Were
+// the order the other way round, a sink waiting for the offsets lock would
+// hold a lock on the table meanwhile, and a writer that holds the offsets
+// lock and then needs the table would deadlock with it.
+func TestSinkLocksOffsetsFirst(t *testing.T) {
+	tp := cdc.TopicPartition{Topic: "t", Partition: 0}
+	wider := &cdc.TableSchema{Table: usersID, Key: []string{"id"},
+		Columns: append(slices.Clone(usersSchema.Columns), cdc.Column{Name: "age", Kind: cdc.KindInt32, SourceType: "integer", Nullable: true})}
+	aged := user(2, "b", "y")
+	aged["age"] = int32(7)
+	for _, tc := range []struct {
+		name, mode string
+		dsnParams  string
+		warm       bool // a first batch before, in the same session
+		rec        cdc.Record
+		query      string
+		want       string
+	}{
+		{"adds a column/insert", ModeInsert, "", true, record(cdc.OpCreate, wider, aged), "SELECT id, age FROM users ORDER BY id", "1|NULL,2|7"},
+		{"adds a column/upsert", ModeUpsert, "", true, record(cdc.OpCreate, wider, aged), "SELECT id, age FROM users ORDER BY id", "1|NULL,2|7"},
+		{"first batch of a session/upsert", ModeUpsert, "", false, record(cdc.OpCreate, usersSchema, user(2, "b", "y")),
+			"SELECT id, name FROM users ORDER BY id", "2|b"},
+		{"statements prepared first/upsert", ModeUpsert, "&default_query_exec_mode=describe_exec", true,
+			record(cdc.OpCreate, usersSchema, user(2, "b", "y")), "SELECT id, name FROM users ORDER BY id", "1|a,2|b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dsn, _ := newDB(t, usersTable)
+			s, _ := openSink(t, dsn+tc.dsnParams, tc.mode, true)
+			var next int64
+			if tc.warm {
+				next++
+				if err := s.Write(t.Context(), cdc.Applied{Records: []cdc.Record{record(cdc.OpCreate, usersSchema, user(1, "a", "x"))},
+					Offsets: cdc.Offsets{tp: next}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Another writer of the pipeline holds the lock.
+			holder := sinkConn(t, dsn)
+			tx, err := holder.Begin(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(context.Background()) //nolint:errcheck // committed below unless the test failed
+			if _, err := tx.Exec(t.Context(), s.lockOffsetsSQL()); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				done <- s.Write(t.Context(), cdc.Applied{Records: []cdc.Record{tc.rec}, Offsets: cdc.Offsets{tp: next + 1}})
+			}()
+			waitFor(t, 10*time.Second, "the sink to wait for the offsets lock", func() bool {
+				return queryText(t, dsn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")[0] == "1"
+			})
+			// Waiting, the sink holds no lock on the table.
+			queryText(t, dsn, "SET lock_timeout = '1s'; BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE; ROLLBACK")
+			if err := tx.Commit(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if got := queryText(t, dsn, tc.query); strings.Join(got, ",") != tc.want {
+				t.Fatalf("rows = %v, want %s", got, tc.want)
 			}
 		})
 	}
