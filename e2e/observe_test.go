@@ -17,7 +17,8 @@ import (
 // answers 200 once everything is connected, /metrics has live per-table
 // series, SIGTERM stops it cleanly, and every log line is a JSON object,
 // with the source or pipeline on the lines of one, and neither the
-// password of a DSN nor row contents anywhere.
+// password of a DSN nor row contents anywhere. Go's profiles are served
+// on --debug-listen, and only there.
 func TestServerObservability(t *testing.T) {
 	ctx := t.Context()
 	const password, rowValue = "pw-e2e-secret-2b9f", "row-value-e2e-7c1d"
@@ -45,10 +46,22 @@ name: copy
 from: {source: clinic}
 sink: {postgres: {dsn: "${env:DST_DSN}"}, create_tables: true}
 `, "SRC_DSN="+withPassword(src), "DST_DSN="+withPassword(dst))
-	srv.args = append(srv.args, "--log-format", "json")
+	debugAddr := freeAddr(t)
+	srv.args = append(srv.args, "--log-format", "json", "--debug-listen", debugAddr)
 	srv.start()
 	base := "http://" + srv.listen
 	waitHTTP(t, base+"/readyz")
+	if heap := httpGet(t, "http://"+debugAddr+"/debug/pprof/heap?debug=1"); !strings.HasPrefix(heap, "heap profile:") {
+		t.Errorf("heap profile on --debug-listen: %.200s", heap)
+	}
+	if g := httpGet(t, "http://"+debugAddr+"/debug/pprof/goroutine?debug=1"); !strings.Contains(g, "pipelines/apply.(*Runner)") {
+		t.Errorf("goroutine profile on --debug-listen shows no pipeline runner:\n%.2000s", g)
+	}
+	if resp, err := http.Get(base + "/debug/pprof/heap"); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /debug/pprof/heap on --listen: %s, want 404: profiles are only on --debug-listen", resp.Status)
+	}
 
 	if err := testPG.Exec(ctx, "observe_src", "INSERT INTO patients VALUES (101, '"+rowValue+"')"); err != nil {
 		t.Fatal(err)
@@ -85,6 +98,7 @@ sink: {postgres: {dsn: "${env:DST_DSN}"}, create_tables: true}
 	unitLines := map[string]string{ // message -> the attribute naming its unit
 		"capturing": "source", "streaming": "source", "snapshot started": "source", "created replication slot": "source",
 		"pipeline consuming": "pipeline", "postgres sink open": "pipeline", "source stopped": "source", "pipeline stopped": "pipeline",
+		"profiling endpoints listening": "addr",
 	}
 	seen := map[string]bool{}
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {

@@ -31,6 +31,7 @@ type serverRun struct {
 	tokens            control.Tokens
 	listen            string
 	certFile, keyFile string
+	debugListen       string // profiling endpoints (debug.go); "" for none
 }
 
 // runServer serves the HTTP listener at once (the API answers 503 until
@@ -56,6 +57,13 @@ func runServer(ctx context.Context, r serverRun) error {
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}
+	var debugLn net.Listener
+	if r.debugListen != "" {
+		if debugLn, err = net.Listen("tcp", r.debugListen); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("--debug-listen: %w", err)
+		}
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(r.log.Handler(), slog.LevelWarn)}
@@ -78,6 +86,9 @@ func runServer(ctx context.Context, r serverRun) error {
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
+	if debugLn != nil {
+		g.Go(func() error { return serveDebug(gctx, debugLn, r.log) })
+	}
 	g.Go(func() error { return w.Serve(gctx) })
 	g.Go(func() error {
 		ctl, err := startControl(gctx, r, w)

@@ -30,6 +30,7 @@ type serverFlags struct {
 	tokensFile  string
 	listenCert  string
 	listenKey   string
+	debugListen string
 }
 
 func newServerCmd(lf *logFlags) *cobra.Command {
@@ -69,6 +70,11 @@ Without --brokers it starts an embedded Kafka-protocol broker (state under
 			if err := broker.CheckCompression(kc.Compression); err != nil {
 				return fmt.Errorf("--compression: %w", err)
 			}
+			if f.debugListen != "" {
+				if err := checkDebugListen(f.debugListen); err != nil {
+					return err
+				}
+			}
 			setGCPercent(log)
 			if len(kc.Brokers) == 0 {
 				var opts []broker.EmbeddedOption
@@ -103,7 +109,7 @@ Without --brokers it starts an embedded Kafka-protocol broker (state under
 				"pipelines", len(pipelines), "listen", f.listen, "version", version)
 			err = runServer(cmd.Context(), serverRun{
 				instance: f.instance, kafka: kc, log: log, docs: docs, tokens: tokens,
-				listen: f.listen, certFile: f.listenCert, keyFile: f.listenKey,
+				listen: f.listen, certFile: f.listenCert, keyFile: f.listenKey, debugListen: f.debugListen,
 			})
 			log.Info("sluice server stopped")
 			if cmd.Context().Err() != nil {
@@ -121,6 +127,7 @@ Without --brokers it starts an embedded Kafka-protocol broker (state under
 	fl.StringVar(&f.tokensFile, "tokens-file", "", "file of API bearer tokens, one role:token per line (role admin or read); or env SLUICE_TOKENS")
 	fl.StringVar(&f.listenCert, "listen-tls-cert", "", "serve the API over TLS with this PEM certificate (with --listen-tls-key)")
 	fl.StringVar(&f.listenKey, "listen-tls-key", "", "PEM key of --listen-tls-cert")
+	fl.StringVar(&f.debugListen, "debug-listen", "", "serve Go's profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (default: off)")
 	fl.BoolVar(&f.syncWrites, "kafka-sync-writes", false, "embedded broker: fsync each batch before acknowledging it, so acknowledged records survive a power loss too (slower)")
 	fl.StringSliceVar(&f.kafka.Brokers, "brokers", nil, "external Kafka bootstrap brokers host:port,... (no embedded broker)")
 	fl.BoolVar(&f.kafka.TLS, "tls", false, "connect to the brokers with TLS")
