@@ -35,6 +35,9 @@ func newDecompressor(pool *fetchPool) *decompressor {
 func (d *decompressor) Decompress(src []byte, codec kgo.CompressionCodecType) ([]byte, error) {
 	if codec != kgo.CodecZstd {
 		out, err := d.other.Decompress(src, codec)
+		if err == nil && codec != kgo.CodecNone {
+			d.pool.learn(codec, len(src), len(out))
+		}
 		if err == nil && codec != kgo.CodecNone && uint64(len(out)) > d.maxBytes {
 			// franz-go's decompressor, made here, does not take the
 			// client's limit: the same one applies to every codec.
@@ -66,6 +69,7 @@ func (d *decompressor) Decompress(src []byte, codec kgo.CompressionCodecType) ([
 		}
 		return nil, err
 	}
+	d.pool.learn(codec, len(src), len(out))
 	return out, nil
 }
 
